@@ -1,0 +1,1 @@
+//! Shared helpers for resile's criterion benchmarks (each bench is its own target in this folder).

@@ -1,0 +1,1 @@
+//! resile-ratelimit.
