@@ -1,0 +1,2 @@
+//! Placeholder: the breaker bench is being written.
+fn main() {}

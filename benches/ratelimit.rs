@@ -1,0 +1,2 @@
+//! Placeholder: the ratelimit bench is being written.
+fn main() {}

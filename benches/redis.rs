@@ -1,0 +1,2 @@
+//! Placeholder: the redis bench is being written.
+fn main() {}

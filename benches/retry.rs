@@ -1,0 +1,2 @@
+//! Placeholder: the retry bench is being written.
+fn main() {}

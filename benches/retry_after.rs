@@ -1,0 +1,2 @@
+//! Placeholder: the retry_after bench is being written.
+fn main() {}

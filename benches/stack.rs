@@ -1,0 +1,2 @@
+//! Placeholder: the stack bench is being written.
+fn main() {}
