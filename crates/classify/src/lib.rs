@@ -99,7 +99,10 @@ impl fmt::Debug for Outcome<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Response { status, .. } => f.debug_tuple("Response").field(status).finish(),
-            Outcome::Error(err) => f.debug_tuple("Error").field(&format_args!("{err}")).finish(),
+            Outcome::Error(err) => f
+                .debug_tuple("Error")
+                .field(&format_args!("{err}"))
+                .finish(),
         }
     }
 }
@@ -494,8 +497,12 @@ fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
     use BreakerVerdict as B;
     use OutcomeKind as K;
     match transport_failure(err) {
-        TransportFailure::Rejected => Classification::new(K::Rejected, RetryClass::Never, B::Neutral),
-        TransportFailure::NotSent => Classification::new(K::NotSent, RetryClass::Always, B::Failure),
+        TransportFailure::Rejected => {
+            Classification::new(K::Rejected, RetryClass::Never, B::Neutral)
+        }
+        TransportFailure::NotSent => {
+            Classification::new(K::NotSent, RetryClass::Always, B::Failure)
+        }
         TransportFailure::Timeout => {
             Classification::new(K::Timeout, RetryClass::Idempotent, B::Failure)
         }
