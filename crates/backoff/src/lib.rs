@@ -134,9 +134,9 @@ mod tests {
     fn forwarding_impls_share_state() {
         let mut c = Constant::new(Duration::from_millis(1)).max_retries(2);
         {
-            let by_ref: &mut dyn Backoff = &mut c;
+            let mut by_ref: &mut dyn Backoff = &mut c;
             assert!(by_ref.next_delay().is_some());
-            let mut twice = &mut by_ref;
+            let twice = &mut by_ref;
             assert!(twice.next_delay().is_some());
             assert!(twice.next_delay().is_none());
         }
