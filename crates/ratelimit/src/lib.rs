@@ -1,1 +1,19 @@
-//! resile-ratelimit.
+//! GCRA rate limiting for tower: lock-free direct and keyed limiters, client pacing, and server
+//! `429`s with `Retry-After` and the IETF `RateLimit` fields.
+//!
+//! (Crate documentation in progress.)
+
+pub mod clock;
+mod direct;
+mod gcra;
+mod keyed;
+mod state;
+mod store;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+pub use direct::{MemoryStore, RateLimiter};
+pub use gcra::{Decision, InsufficientCapacity, Quota, QuotaError, MAX_WINDOW};
+pub use keyed::{KeyedRateLimiter, KeyedStore, KeyedStoreBuilder};
+pub use store::{BoxError, Store, StoreError};
