@@ -154,10 +154,6 @@ impl ExponentialBuilder {
     }
 }
 
-/// 2^64 as an `f64`: every non-negative `f64` below it converts to `u64` nanoseconds exactly
-/// (after truncation).
-const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
-
 /// Exponential backoff: `initial × multiplier^n`, jittered, then capped at `max_delay`.
 ///
 /// Built with [`Exponential::builder`]; [`Exponential::default`] is the default builder's
@@ -169,10 +165,13 @@ const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 ///
 /// # Arithmetic
 ///
-/// Delays are computed in `f64` nanoseconds and rounded to the nearest nanosecond: exact up to
-/// 2^53 ns (about 104 days), within one part in 2^53 beyond. The running curve stops growing at
-/// the cap, so no configuration the builder accepts can overflow, whatever the multiplier
-/// (`1e300` is fine) or the delays (up to [`Duration::MAX`]).
+/// The curve `initial × multiplier^n` is tracked in `f64` nanoseconds and rounded to the
+/// nearest nanosecond: exact up to 2^53 ns (about 104 days), within one part in 2^53 beyond.
+/// It stops growing once it reaches the cap, so no configuration the builder accepts can
+/// overflow, whatever the multiplier (`1e300` is fine) or the delays (up to
+/// [`Duration::MAX`]). Jitter is drawn in integer nanoseconds below the rounded curve, so the
+/// bounds of [`Jitter`] hold exactly. (A `max_delay` beyond `u64::MAX` nanoseconds, about 584
+/// years, takes a slower all-`f64` path with the same guarantees.)
 ///
 /// # Default
 ///
@@ -204,27 +203,48 @@ const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 /// # Ok::<(), resile_backoff::BuildError>(())
 /// ```
 pub struct Exponential {
-    /// The un-jittered delay of the next call, in nanoseconds, already capped at `max_f`.
-    /// For [`Jitter::Decorrelated`]: the previous delay, in nanoseconds.
-    base: f64,
-    /// Multiplier, checked finite and >= 1.
-    multiplier: f64,
-    /// `max_delay` in nanoseconds as `f64` (may round up by less than one part in 2^53).
-    max_f: f64,
-    /// `max_delay` in nanoseconds, saturated to `u64::MAX`: the exact cap for the fast path.
-    max_ns: u64,
-    /// `initial` in nanoseconds as `f64`.
-    initial_f: f64,
-    max_delay: Duration,
-    initial: Duration,
-    /// The previous delay returned ([`Jitter::Decorrelated`] only).
+    /// The un-jittered delay of the next call in nanoseconds, capped at `max_ns`; for
+    /// [`Jitter::Decorrelated`], the previous delay. (Integer path only.)
+    ceil: u64,
+    /// The running curve `initial × multiplier^n` in nanoseconds; it stops being multiplied
+    /// once it reaches the cap. Wide path with [`Jitter::Decorrelated`]: the previous delay.
+    curve: f64,
+    /// The previous delay (wide path with [`Jitter::Decorrelated`] only).
     prev: Duration,
     attempts: u32,
+    rng: fastrand::Rng,
+    mode: Mode,
+    /// Checked finite and >= 1.
+    multiplier: f64,
+    /// `max_delay` in nanoseconds as `f64` (may be rounded by one part in 2^53).
+    max_f: f64,
+    /// `max_delay` in nanoseconds, exact on the integer path (saturated on the wide one).
+    max_ns: u64,
+    /// `initial` in nanoseconds, exact on the integer path (saturated on the wide one).
+    initial_ns: u64,
+    /// `initial` in nanoseconds as `f64`.
+    initial_f: f64,
+    initial: Duration,
+    max_delay: Duration,
     max_retries: Option<u32>,
     jitter: Jitter,
-    rng: fastrand::Rng,
     seed: Option<u64>,
 }
+
+/// Which arithmetic `next_delay` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Integer nanoseconds (every `max_delay` up to `u64::MAX` ns, about 584 years).
+    Full,
+    None,
+    Equal,
+    Decorrelated,
+    /// `max_delay` beyond `u64::MAX` ns: all in `f64`, any jitter.
+    Wide,
+}
+
+/// 2^64 as an `f64`.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
 impl Exponential {
     /// A builder with the defaults (see [`ExponentialBuilder`]).
@@ -234,22 +254,33 @@ impl Exponential {
 
     /// Builds from a configuration `ExponentialBuilder::build` has checked.
     fn from_checked(config: &ExponentialBuilder) -> Self {
+        let max_ns = u64::try_from(config.max_delay.as_nanos());
+        // initial <= max_delay, so it fits whenever max_delay does.
+        let initial_ns = u64::try_from(config.initial.as_nanos()).unwrap_or(u64::MAX);
+        let mode = match (max_ns, config.jitter) {
+            (Err(_), _) => Mode::Wide,
+            (Ok(_), Jitter::Full) => Mode::Full,
+            (Ok(_), Jitter::None) => Mode::None,
+            (Ok(_), Jitter::Equal) => Mode::Equal,
+            (Ok(_), Jitter::Decorrelated) => Mode::Decorrelated,
+        };
         let initial_f = config.initial.as_nanos() as f64;
-        let max_f = config.max_delay.as_nanos() as f64;
-        let max_ns = u64::try_from(config.max_delay.as_nanos()).unwrap_or(u64::MAX);
         Exponential {
-            base: initial_f,
-            multiplier: config.multiplier,
-            max_f,
-            max_ns,
-            initial_f,
-            max_delay: config.max_delay,
-            initial: config.initial,
+            ceil: initial_ns,
+            curve: initial_f,
             prev: config.initial,
             attempts: 0,
+            rng: new_rng(config.seed),
+            mode,
+            multiplier: config.multiplier,
+            max_f: config.max_delay.as_nanos() as f64,
+            max_ns: max_ns.unwrap_or(u64::MAX),
+            initial_ns,
+            initial_f,
+            initial: config.initial,
+            max_delay: config.max_delay,
             max_retries: config.max_retries,
             jitter: config.jitter,
-            rng: new_rng(config.seed),
             seed: config.seed,
         }
     }
@@ -259,43 +290,60 @@ impl Exponential {
         self.attempts
     }
 
-    /// `nanos` (finite, >= 0) rounded to the nearest nanosecond, capped at `max_delay`.
+    /// The un-jittered delay for this call, in nanoseconds, and the curve moved one step on.
     #[inline(always)]
-    fn to_delay(&self, nanos: f64) -> Duration {
-        let rounded = nanos + 0.5;
-        if rounded < TWO_POW_64 {
-            // `as` truncates; below 2^64 it cannot saturate. `max_ns` is the exact cap
-            // whenever the result fits in u64 nanoseconds.
-            Duration::from_nanos((rounded as u64).min(self.max_ns))
-        } else {
-            wide_delay(nanos).min(self.max_delay)
+    fn next_ceiling(&mut self) -> u64 {
+        let c = self.ceil;
+        if c < self.max_ns {
+            // `curve` is finite and so is the multiplier: the product is at worst +inf, which
+            // the comparison sends to the cap. Once there, the curve is left alone.
+            self.curve *= self.multiplier;
+            self.ceil = if self.curve < self.max_f {
+                // Round to the nearest nanosecond; `as` saturates, `min` keeps the exact cap.
+                ((self.curve + 0.5) as u64).min(self.max_ns)
+            } else {
+                self.max_ns
+            };
         }
-    }
-
-    #[inline(always)]
-    fn next_curve(&mut self) -> f64 {
-        let c = self.base;
-        // `c <= max_f` is finite and the multiplier is finite, so the product is at worst
-        // +inf, and `min` brings it back to the cap: the curve saturates, never overflows.
-        self.base = (c * self.multiplier).min(self.max_f);
         c
     }
 
+    /// The whole computation in `f64` nanoseconds, for caps beyond `u64::MAX` ns.
+    #[cold]
     #[inline(never)]
-    fn decorrelated(&mut self) -> Duration {
-        // `base` holds the previous delay; `initial_f <= base` and `initial_f <= max_f`.
-        let hi = (self.base * 3.0).min(self.max_f);
-        let x = self.initial_f + self.rng.f64_inclusive() * (hi - self.initial_f);
-        self.base = x;
-        // Exact bounds in integer arithmetic: float rounding never pushes a delay outside
-        // `[initial, min(max_delay, 3 × previous)]`. `initial <= 3 × prev` since prev >= initial.
-        let d = self
-            .to_delay(x)
-            .min(self.prev.saturating_mul(3))
-            .max(self.initial);
-        self.prev = d;
-        d
+    fn next_wide(&mut self) -> Duration {
+        if self.jitter == Jitter::Decorrelated {
+            // `curve` holds the previous delay; `initial_f <= curve` and `initial_f <= max_f`.
+            let hi = (self.curve * 3.0).min(self.max_f);
+            let x = self.initial_f + self.rng.f64_inclusive() * (hi - self.initial_f);
+            self.curve = x;
+            // Exact bounds in integer arithmetic, whatever the float rounding did.
+            // `initial <= 3 × prev` since `prev >= initial`.
+            let d = f64_to_duration(x)
+                .min(self.max_delay)
+                .min(self.prev.saturating_mul(3))
+                .max(self.initial);
+            self.prev = d;
+            return d;
+        }
+        let c = self.curve;
+        // Saturates like `next_ceiling`: `min` brings +inf back to the cap.
+        self.curve = (c * self.multiplier).min(self.max_f);
+        let x = match self.jitter {
+            Jitter::Full => self.rng.f64_inclusive() * c,
+            Jitter::Equal => c * 0.5 + self.rng.f64_inclusive() * (c * 0.5),
+            Jitter::None | Jitter::Decorrelated => c,
+        };
+        f64_to_duration(x).min(self.max_delay)
     }
+}
+
+/// A number in `[0, n]` from one random `u64`: `floor(r × (n + 1) / 2^64)`, uniform up to a
+/// bias below `(n + 1) / 2^64`.
+#[inline(always)]
+fn scale(r: u64, n: u64) -> u64 {
+    // r × n + r = r × (n + 1) < 2^128, without computing n + 1 (which may overflow).
+    ((u128::from(r) * u128::from(n) + u128::from(r)) >> 64) as u64
 }
 
 /// A random generator for one backoff: seeded, or seeded from the thread-local generator.
@@ -303,13 +351,16 @@ fn new_rng(seed: Option<u64>) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed.unwrap_or_else(|| fastrand::u64(..)))
 }
 
-/// Converts `nanos >= 2^64 - 0.5` (an integer-valued `f64`) to a `Duration`, saturating at
-/// [`Duration::MAX`].
-#[cold]
-#[inline(never)]
-fn wide_delay(nanos: f64) -> Duration {
+/// `nanos` (finite, >= 0) rounded to the nearest nanosecond, saturating at [`Duration::MAX`].
+fn f64_to_duration(nanos: f64) -> Duration {
     const NANOS_PER_SEC: u128 = 1_000_000_000;
-    // `as u128` truncates and saturates; every such `f64` is below 2^128 anyway.
+    let rounded = nanos + 0.5;
+    if rounded < TWO_POW_64 {
+        // `as` truncates; below 2^64 it cannot saturate.
+        return Duration::from_nanos(rounded as u64);
+    }
+    // From 2^64 on every `f64` is an integer: `as u128` is exact (and saturates, but every
+    // `f64` this large is below 2^128 anyway).
     let n = nanos as u128;
     match u64::try_from(n / NANOS_PER_SEC) {
         // The remainder is below 10^9, so `Duration::new` cannot carry into the seconds.
@@ -327,29 +378,34 @@ impl Backoff for Exponential {
             }
         }
         self.attempts = self.attempts.saturating_add(1);
-        Some(match self.jitter {
-            Jitter::Full => {
-                let c = self.next_curve();
-                let x = self.rng.f64_inclusive() * c;
-                self.to_delay(x)
+        let nanos = match self.mode {
+            Mode::Full => {
+                let c = self.next_ceiling();
+                scale(self.rng.u64(..), c)
             }
-            Jitter::None => {
-                let c = self.next_curve();
-                self.to_delay(c)
+            Mode::None => self.next_ceiling(),
+            Mode::Equal => {
+                let c = self.next_ceiling();
+                let half = c / 2;
+                half + scale(self.rng.u64(..), c - half)
             }
-            Jitter::Equal => {
-                let half = self.next_curve() * 0.5;
-                let x = half + self.rng.f64_inclusive() * half;
-                self.to_delay(x)
+            Mode::Decorrelated => {
+                // `ceil` holds the previous delay, >= initial; the cap is >= initial too.
+                let hi = self.ceil.saturating_mul(3).min(self.max_ns);
+                let d = self.initial_ns + scale(self.rng.u64(..), hi - self.initial_ns);
+                self.ceil = d;
+                d
             }
-            Jitter::Decorrelated => self.decorrelated(),
-        })
+            Mode::Wide => return Some(self.next_wide()),
+        };
+        Some(Duration::from_nanos(nanos))
     }
 
     /// Starts the sequence over. A seeded backoff also rewinds its random generator, so it
     /// replays the same delays; an unseeded one keeps drawing fresh randomness.
     fn reset(&mut self) {
-        self.base = self.initial_f;
+        self.ceil = self.initial_ns;
+        self.curve = self.initial_f;
         self.prev = self.initial;
         self.attempts = 0;
         if let Some(seed) = self.seed {
@@ -382,21 +438,24 @@ impl Clone for Exponential {
     /// is an exact copy.
     fn clone(&self) -> Self {
         Exponential {
-            base: self.base,
-            multiplier: self.multiplier,
-            max_f: self.max_f,
-            max_ns: self.max_ns,
-            initial_f: self.initial_f,
-            max_delay: self.max_delay,
-            initial: self.initial,
+            ceil: self.ceil,
+            curve: self.curve,
             prev: self.prev,
             attempts: self.attempts,
-            max_retries: self.max_retries,
-            jitter: self.jitter,
             rng: match self.seed {
                 Some(_) => self.rng.clone(),
                 None => new_rng(None),
             },
+            mode: self.mode,
+            multiplier: self.multiplier,
+            max_f: self.max_f,
+            max_ns: self.max_ns,
+            initial_ns: self.initial_ns,
+            initial_f: self.initial_f,
+            initial: self.initial,
+            max_delay: self.max_delay,
+            max_retries: self.max_retries,
+            jitter: self.jitter,
             seed: self.seed,
         }
     }
@@ -545,16 +604,41 @@ mod tests {
     }
 
     #[test]
-    fn wide_conversion_is_exact_for_integers() {
+    fn f64_conversion_rounds_and_saturates() {
+        assert_eq!(f64_to_duration(0.0), Duration::ZERO);
+        assert_eq!(f64_to_duration(1.49), Duration::from_nanos(1));
+        assert_eq!(f64_to_duration(1.5), Duration::from_nanos(2));
         assert_eq!(
-            wide_delay(TWO_POW_64),
+            f64_to_duration(TWO_POW_64),
             Duration::from_nanos(u64::MAX) + Duration::from_nanos(1)
         );
-        assert_eq!(wide_delay(1e300), Duration::MAX);
-        assert_eq!(wide_delay(f64::INFINITY), Duration::MAX);
+        assert_eq!(f64_to_duration(1e300), Duration::MAX);
+        assert_eq!(f64_to_duration(f64::INFINITY), Duration::MAX);
         let n: u128 = 1 << 90;
-        let d = wide_delay(n as f64);
-        assert_eq!(d.as_nanos(), n);
+        assert_eq!(f64_to_duration(n as f64).as_nanos(), n);
+    }
+
+    #[test]
+    fn scale_covers_the_closed_range() {
+        assert_eq!(scale(0, 10), 0);
+        assert_eq!(scale(u64::MAX, 10), 10);
+        assert_eq!(scale(u64::MAX, 0), 0);
+        assert_eq!(scale(u64::MAX, u64::MAX), u64::MAX);
+        assert_eq!(scale(0, u64::MAX), 0);
+        // The midpoint of the random range lands in the middle of [0, n].
+        assert_eq!(scale(1 << 63, 9), 5);
+    }
+
+    #[test]
+    fn integer_and_wide_paths_agree_without_jitter() {
+        // The same curve under a cap that fits u64 nanoseconds and under Duration::MAX.
+        let mut narrow = none(ms(3), 1.7, Duration::from_secs(3600 * 24 * 365 * 500));
+        let mut wide = none(ms(3), 1.7, Duration::MAX);
+        assert_eq!(narrow.mode, Mode::None);
+        assert_eq!(wide.mode, Mode::Wide);
+        for n in 0..40 {
+            assert_eq!(narrow.next_delay(), wide.next_delay(), "delay {n}");
+        }
     }
 
     #[test]
