@@ -1,0 +1,162 @@
+//! The response future: records the outcome when the call completes, and gives a probe's slot
+//! back if it is dropped before.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::error::BreakerOpen;
+use crate::policy::{verdict, ClassifyOutcome};
+use crate::service::Local;
+use crate::state::Permit;
+use crate::BoxError;
+
+/// Holds a call's permit until its outcome is recorded; if dropped first (the future was
+/// cancelled), gives the permit back so a half-open breaker's probe slot is never lost.
+pub(crate) struct Guard<C> {
+    local: Arc<Local<C>>,
+    slot: usize,
+    permit: Permit,
+    done: bool,
+}
+
+impl<C> Guard<C> {
+    #[inline]
+    pub(crate) fn new(local: Arc<Local<C>>, slot: usize, permit: Permit) -> Self {
+        Guard {
+            local,
+            slot,
+            permit,
+            done: false,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record<Res>(&mut self, result: &Result<Res, BoxError>)
+    where
+        C: ClassifyOutcome<Res>,
+    {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let classifier = &self.local.classifier;
+        match result {
+            Ok(res) => {
+                let v = verdict(classifier.classify_response(res));
+                self.local
+                    .shared
+                    .complete(self.slot, self.permit, v, || classifier.server_hint(res));
+            }
+            Err(err) => {
+                let err: &(dyn std::error::Error + 'static) = &**err;
+                let v = verdict(classifier.classify_error(err));
+                self.local
+                    .shared
+                    .complete(self.slot, self.permit, v, || None);
+            }
+        }
+    }
+}
+
+impl<C> Drop for Guard<C> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.local.shared.cancel(self.slot, self.permit);
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`CircuitBreaker`](crate::CircuitBreaker) call.
+    ///
+    /// Either the inner service's future, whose outcome is recorded when it completes, or an
+    /// immediate [`BreakerOpen`] error.
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Called {
+            #[pin]
+            fut: F,
+            guard: Guard<C>,
+        },
+        Refused {
+            open: BreakerOpen,
+        },
+        Unguarded {
+            #[pin]
+            fut: F,
+        },
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    #[inline]
+    pub(crate) fn called(fut: F, guard: Guard<C>) -> Self {
+        ResponseFuture {
+            kind: Kind::Called { fut, guard },
+        }
+    }
+
+    /// A call no breaker watches (a keyed breaker with no room for its key).
+    #[inline]
+    pub(crate) fn unguarded(fut: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Unguarded { fut },
+        }
+    }
+
+    #[inline]
+    pub(crate) fn refused(open: BreakerOpen) -> Self {
+        ResponseFuture {
+            kind: Kind::Refused { open },
+        }
+    }
+}
+
+impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Called { .. } => f.write_str("ResponseFuture::Called"),
+            Kind::Refused { open } => f
+                .debug_tuple("ResponseFuture::Refused")
+                .field(open)
+                .finish(),
+            Kind::Unguarded { .. } => f.write_str("ResponseFuture::Unguarded"),
+        }
+    }
+}
+
+impl<F, C, Res, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<Res, E>>,
+    E: Into<BoxError>,
+    C: ClassifyOutcome<Res>,
+{
+    type Output = Result<Res, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Called { fut, guard } => {
+                let result = match fut.poll(cx) {
+                    Poll::Ready(r) => r.map_err(Into::into),
+                    Poll::Pending => return Poll::Pending,
+                };
+                guard.record(&result);
+                Poll::Ready(result)
+            }
+            KindProj::Refused { open } => Poll::Ready(Err(Box::new(*open))),
+            KindProj::Unguarded { fut } => fut.poll(cx).map_err(Into::into),
+        }
+    }
+}

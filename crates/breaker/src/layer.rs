@@ -1,0 +1,102 @@
+//! The layer: a breaker and its configuration.
+
+use std::fmt;
+use std::sync::Arc;
+
+use resile_classify::Classifier;
+use tower_layer::Layer;
+
+use crate::clock::Ticker;
+use crate::error::BuildError;
+use crate::handle::BreakerHandle;
+use crate::policy::CircuitBreakerBuilder;
+use crate::service::CircuitBreaker;
+use crate::shared::Shared;
+use crate::state::Core;
+
+/// Wraps services in a [`CircuitBreaker`].
+///
+/// The layer owns one breaker: every service it wraps, and every clone of those services,
+/// shares it (and [`handle`](Self::handle) reads and controls it). Build another layer for an
+/// independent breaker, or use a [`KeyedCircuitBreakerLayer`](crate::KeyedCircuitBreakerLayer)
+/// for one breaker per host.
+#[derive(Clone)]
+pub struct CircuitBreakerLayer<C = Classifier> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) classifier: C,
+}
+
+impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("breaker", &self.shared)
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
+
+impl Default for CircuitBreakerLayer<Classifier> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CircuitBreakerLayer<Classifier> {
+    /// A breaker with the defaults (see [`CircuitBreakerBuilder`]).
+    pub fn new() -> Self {
+        match CircuitBreakerBuilder::default().build() {
+            Ok(layer) => layer,
+            // The default configuration always passes the checks.
+            Err(_) => unreachable!("the default breaker configuration is valid"),
+        }
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> CircuitBreakerBuilder<Classifier> {
+        CircuitBreakerBuilder::default()
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// The handle of this layer's breaker.
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C> CircuitBreakerBuilder<C> {
+    /// Builds the layer (and its breaker).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] if a number is out of range: zero consecutive failures, a failure rate
+    /// outside `(0, 1]`, an empty or oversized window, zero probes or successes to close.
+    pub fn build(mut self) -> Result<CircuitBreakerLayer<C>, BuildError> {
+        let (policy, spec) = self.check()?;
+        let (backoff, first) = self.make_backoff();
+        let core = Core::new(spec.make(), backoff, first);
+        let ticker = Ticker::new(self.take_clock());
+        let shared = Shared::new(
+            policy,
+            vec![core].into_boxed_slice(),
+            ticker,
+            self.name,
+            self.listeners,
+            None,
+        );
+        Ok(CircuitBreakerLayer {
+            shared: Arc::new(shared),
+            classifier: self.classifier,
+        })
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreaker<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::new(inner, self.shared.clone(), self.classifier.clone())
+    }
+}

@@ -1,0 +1,201 @@
+//! The breaker service.
+//!
+//! # Readiness
+//!
+//! `poll_ready` asks the breaker first. Closed (or disabled): it then polls the inner service.
+//! Half-open with a free probe slot: it reserves the slot (held until `call`, given back if the
+//! service is dropped first) and polls the inner service. Open, or half-open with every slot
+//! taken: it does **not** poll the inner service and returns ready at once, and `call` returns
+//! an immediate [`BreakerOpen`] error — failing fast the way tower's `LoadShed` does, so a
+//! caller never waits on the readiness of a backend the breaker has given up on.
+//!
+//! A closed admission is not a reservation: it is looked at again on every `poll_ready`, so a
+//! service that waited on its inner readiness while the breaker opened does not send the call.
+//!
+//! # The closed path
+//!
+//! `poll_ready` + `call` + recording the outcome cost, in the closed state under the default
+//! policy: three atomic loads, one thread-striped counter add, and the reference count of the
+//! future's handle to the breaker. No lock, no allocation, no clock read.
+//!
+//! That reference count is the one per-call write every clone would share if the future held
+//! the breaker directly. So each clone of the service that makes a second call gets its own
+//! small handle (one allocation per clone, then none), and its futures count references on a
+//! cache line no other clone writes. A clone made for a single call (`svc.clone().oneshot(req)`)
+//! never allocates: it uses its parent's handle.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use crate::error::BreakerOpen;
+use crate::future::{Guard, ResponseFuture};
+use crate::handle::BreakerHandle;
+use crate::policy::ClassifyOutcome;
+use crate::shared::Shared;
+use crate::state::{Permit, PermitKind};
+use crate::BoxError;
+
+/// What the futures of one service clone share: the breaker and the classifier.
+pub(crate) struct Local<C> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) classifier: C,
+}
+
+/// What `poll_ready` reserved for the next `call`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reserved {
+    Permit(Permit),
+    Refused(BreakerOpen),
+}
+
+/// A circuit breaker in front of a service: see the [crate docs](crate).
+///
+/// Built by a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer). Clones share the breaker.
+pub struct CircuitBreaker<S, C = resile_classify::Classifier> {
+    inner: S,
+    local: Arc<Local<C>>,
+    /// Whether `local` belongs to this clone alone.
+    own: bool,
+    /// Whether this clone already made a call on its parent's `local`.
+    used_parent: bool,
+    reserved: Option<Reserved>,
+}
+
+impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("breaker", &self.local.shared)
+            .field("reserved", &self.reserved)
+            .finish()
+    }
+}
+
+impl<S, C> CircuitBreaker<S, C> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, classifier: C) -> Self {
+        CircuitBreaker {
+            inner,
+            local: Arc::new(Local { shared, classifier }),
+            own: true,
+            used_parent: false,
+            reserved: None,
+        }
+    }
+
+    /// The breaker's handle.
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            shared: self.local.shared.clone(),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    fn unreserve(&mut self) {
+        if let Some(Reserved::Permit(p)) = self.reserved.take() {
+            self.local.shared.unreserve(0, p);
+        }
+    }
+}
+
+impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
+    /// A clone shares the breaker but not the parent's reservation: it must be polled ready
+    /// itself.
+    fn clone(&self) -> Self {
+        CircuitBreaker {
+            inner: self.inner.clone(),
+            local: self.local.clone(),
+            own: false,
+            used_parent: false,
+            reserved: None,
+        }
+    }
+}
+
+impl<S, C> Drop for CircuitBreaker<S, C> {
+    fn drop(&mut self) {
+        self.unreserve();
+    }
+}
+
+impl<S, C, Req, Res> Service<Req> for CircuitBreaker<S, C>
+where
+    S: Service<Req, Response = Res>,
+    S::Error: Into<BoxError>,
+    C: ClassifyOutcome<Res>,
+{
+    type Response = Res;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.reserved {
+            // A probe slot is kept until `call` (or drop).
+            Some(Reserved::Permit(p)) if p.kind == PermitKind::Probe => {}
+            _ => {
+                self.reserved = Some(match self.local.shared.admit(0) {
+                    Ok(p) => Reserved::Permit(p),
+                    Err(open) => Reserved::Refused(open),
+                })
+            }
+        }
+        match self.reserved {
+            Some(Reserved::Refused(_)) => Poll::Ready(Ok(())),
+            _ => match self.inner.poll_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    self.unreserve();
+                    Poll::Ready(Err(e.into()))
+                }
+            },
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        // Without a `poll_ready` first (a contract violation), admit now rather than panic.
+        let reserved = match self.reserved.take() {
+            Some(r) => r,
+            None => match self.local.shared.admit(0) {
+                Ok(p) => Reserved::Permit(p),
+                Err(open) => Reserved::Refused(open),
+            },
+        };
+        match reserved {
+            Reserved::Refused(open) => {
+                self.local.shared.count_rejection();
+                ResponseFuture::refused(open)
+            }
+            Reserved::Permit(permit) => {
+                if !self.own {
+                    if self.used_parent {
+                        // The second call of this clone: from now on its futures count
+                        // references on a handle of their own.
+                        self.local = Arc::new(Local {
+                            shared: self.local.shared.clone(),
+                            classifier: self.local.classifier.clone(),
+                        });
+                        self.own = true;
+                    } else {
+                        self.used_parent = true;
+                    }
+                }
+                let fut = self.inner.call(req);
+                ResponseFuture::called(fut, Guard::new(self.local.clone(), 0, permit))
+            }
+        }
+    }
+}
