@@ -1,0 +1,185 @@
+//! The response future: a state machine Calling → Waiting → Ready → Calling.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use http::HeaderValue;
+use pin_project_lite::pin_project;
+use resile_backoff::Backoff;
+use resile_classify::{Outcome, ResponseLike};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::body::ReplayableRequest;
+use crate::policy::{Decision, PolicyInner};
+use crate::BoxError;
+
+pin_project! {
+    /// The future of [`Retry`](crate::Retry): the attempts of one request.
+    ///
+    /// No allocation per request: the state machine is inline, the timer is created on the first
+    /// wait and reset (not re-created) for later ones, and the request's own backoff is cloned
+    /// from the policy only when a first retry is decided.
+    pub struct ResponseFuture<S, Req, B>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        #[pin]
+        sleep: Option<Sleep>,
+        // A clone of the inner service for the retries; `None` when the request cannot be
+        // replayed (it is then sent once).
+        service: Option<S>,
+        // The copy of the request for the next attempt.
+        request: Option<Req>,
+        policy: Arc<PolicyInner<B>>,
+        backoff: Option<B>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // An attempt is in flight.
+        Calling { #[pin] future: F },
+        // Waiting for the timer before the next attempt.
+        Waiting,
+        // Waiting for the inner service to be ready for the next attempt.
+        Ready,
+    }
+}
+
+impl<S, Req, B> ResponseFuture<S, Req, B>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: Option<S>,
+        request: Option<Req>,
+        policy: Arc<PolicyInner<B>>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            sleep: None,
+            service,
+            request,
+            policy,
+            backoff: None,
+            deadline,
+            attempt: 1,
+        }
+    }
+}
+
+impl<S, Req, B> Future for ResponseFuture<S, Req, B>
+where
+    S: Service<Req>,
+    S::Response: ResponseLike,
+    S::Error: Into<BoxError>,
+    Req: ReplayableRequest,
+    B: Backoff + Clone,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx)).map_err(Into::into);
+                    let decision = {
+                        let outcome = match &result {
+                            Ok(res) => Outcome::response(res),
+                            Err(err) => Outcome::error(&**err),
+                        };
+                        let policy = &**this.policy;
+                        let request = this.request.as_ref();
+                        let service = this.service.is_some();
+                        policy.decide(
+                            outcome,
+                            || match request {
+                                Some(req) if service && req.can_replay() => {
+                                    Some(policy.classifier.is_idempotent(req))
+                                }
+                                _ => None,
+                            },
+                            this.backoff,
+                            *this.deadline,
+                            *this.attempt,
+                        )
+                    };
+                    match decision {
+                        Decision::Return => return Poll::Ready(result),
+                        Decision::Retry(None) => {
+                            drop(result);
+                            this.state.set(State::Ready);
+                        }
+                        Decision::Retry(Some(at)) => {
+                            drop(result);
+                            match this.sleep.as_mut().as_pin_mut() {
+                                Some(sleep) => sleep.reset(at),
+                                None => this.sleep.set(Some(tokio::time::sleep_until(at))),
+                            }
+                            this.state.set(State::Waiting);
+                        }
+                    }
+                }
+                StateProj::Waiting => {
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                        ready!(sleep.poll(cx));
+                    }
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    // `decide` only retries when both the service and the copy are there.
+                    let Some(service) = this.service.as_mut() else {
+                        unreachable!("resile-retry: retry decided without a service");
+                    };
+                    if let Err(err) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(err.into()));
+                    }
+                    let Some(mut req) = this.request.take() else {
+                        unreachable!("resile-retry: retry decided without a request copy");
+                    };
+                    *this.attempt += 1;
+                    if let Some(name) = &this.policy.attempt_header {
+                        req.headers_mut()
+                            .insert(name.clone(), HeaderValue::from(*this.attempt));
+                    }
+                    // Keep a copy for the attempt after this one (sharing the recording, for a
+                    // replay body), then send.
+                    *this.request = req.try_clone_request();
+                    let future = service.call(req);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+impl<S, Req, B> fmt::Debug for ResponseFuture<S, Req, B>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Calling { .. } => "Calling",
+            State::Waiting => "Waiting",
+            State::Ready => "Ready",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempt", &self.attempt)
+            .field("replayable", &self.request.is_some())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}

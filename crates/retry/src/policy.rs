@@ -1,0 +1,443 @@
+//! The retry policy: what is retried, how long to wait, and when to give up.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, StatusCode};
+use resile_backoff::{Backoff, Exponential};
+use resile_classify::{Classifier, Outcome, OutcomeKind, RetryClass};
+use tokio::time::Instant;
+
+use crate::budget::RetryBudget;
+
+/// The default [`max_wait`](RetryPolicyBuilder::max_wait): 30 seconds.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A retry is about to happen (passed to the [`on_retry`](RetryPolicyBuilder::on_retry) hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryEvent {
+    /// The number of the attempt about to be made: 2 for the first retry.
+    pub attempt: u32,
+    /// What went wrong with the previous attempt.
+    pub reason: OutcomeKind,
+    /// The previous attempt's status, if it got a response.
+    pub status: Option<StatusCode>,
+    /// How long the layer waits before the attempt: the larger of the backoff delay and the
+    /// server's hint.
+    pub wait: Duration,
+    /// The server's hint (`Retry-After` and friends), if the response carried one.
+    pub server_hint: Option<Duration>,
+}
+
+/// Why the layer stopped retrying a request whose last outcome was retryable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The request could not be copied, or its body could not be replayed in full.
+    NotReplayable,
+    /// The outcome allows retrying idempotent requests only, and this one is not.
+    NotIdempotent,
+    /// The backoff allows no more retries.
+    RetriesExhausted,
+    /// The server asked for a longer wait than [`max_wait`](RetryPolicyBuilder::max_wait).
+    HintTooLong,
+    /// The retry could not start before the request's [deadline](RetryPolicyBuilder::deadline).
+    Deadline,
+    /// The [`RetryBudget`] is spent.
+    BudgetExhausted,
+}
+
+impl GiveUp {
+    /// A short, stable name (for logs and metric labels).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            GiveUp::NotReplayable => "not_replayable",
+            GiveUp::NotIdempotent => "not_idempotent",
+            GiveUp::RetriesExhausted => "retries_exhausted",
+            GiveUp::HintTooLong => "hint_too_long",
+            GiveUp::Deadline => "deadline",
+            GiveUp::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The layer stopped retrying (passed to the [`on_give_up`](RetryPolicyBuilder::on_give_up)
+/// hook); the last response or error is returned to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GiveUpEvent {
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// What went wrong with the last attempt.
+    pub reason: OutcomeKind,
+    /// The last attempt's status, if it got a response.
+    pub status: Option<StatusCode>,
+    /// Why there is no further attempt.
+    pub cause: GiveUp,
+    /// The server's hint, if the last response carried one.
+    pub server_hint: Option<Duration>,
+}
+
+type RetryHook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+type GiveUpHook = Arc<dyn Fn(&GiveUpEvent) + Send + Sync>;
+
+/// What the retry layer does: which outcomes are retried, how long it waits, when it gives up.
+///
+/// Cheap to clone (one `Arc`); clones share the [`RetryBudget`].
+///
+/// # Default
+///
+/// - backoff: [`Exponential::default()`] — 100 ms doubling to a 20 s cap, full jitter, at most 3
+///   retries; every request gets its own copy and its own randomness;
+/// - classifier: [`Classifier::default()`] — 429 for any method; 408, 500, 502, 503, 504, timeouts
+///   and transport errors for idempotent requests; connection failures before the request was
+///   sent for any method;
+/// - max wait for a server hint: [`DEFAULT_MAX_WAIT`] (30 s);
+/// - no deadline;
+/// - a fresh [`RetryBudget::default()`] (20 % of requests, 10 retries per second floor) shared by
+///   the clones of this policy;
+/// - no hooks, no attempt header.
+pub struct RetryPolicy<B = Exponential> {
+    pub(crate) inner: Arc<PolicyInner<B>>,
+}
+
+impl<B> Clone for RetryPolicy<B> {
+    fn clone(&self) -> Self {
+        RetryPolicy {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct PolicyInner<B> {
+    pub(crate) backoff: B,
+    pub(crate) classifier: Classifier,
+    pub(crate) max_wait: Duration,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) on_retry: Option<RetryHook>,
+    pub(crate) on_give_up: Option<GiveUpHook>,
+    pub(crate) attempt_header: Option<HeaderName>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::builder().build()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for RetryPolicy<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.inner;
+        f.debug_struct("RetryPolicy")
+            .field("backoff", &p.backoff)
+            .field("classifier", &p.classifier)
+            .field("max_wait", &p.max_wait)
+            .field("deadline", &p.deadline)
+            .field("budget", &p.budget)
+            .field("on_retry", &p.on_retry.as_ref().map(|_| "Fn"))
+            .field("on_give_up", &p.on_give_up.as_ref().map(|_| "Fn"))
+            .field("attempt_header", &p.attempt_header)
+            .finish()
+    }
+}
+
+impl RetryPolicy {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            backoff: Exponential::default(),
+            classifier: Classifier::default(),
+            max_wait: DEFAULT_MAX_WAIT,
+            deadline: None,
+            budget: BudgetChoice::Default,
+            on_retry: None,
+            on_give_up: None,
+            attempt_header: None,
+        }
+    }
+}
+
+impl<B> RetryPolicy<B> {
+    /// The backoff every request starts from (each request uses its own clone).
+    pub fn backoff(&self) -> &B {
+        &self.inner.backoff
+    }
+
+    /// The outcome classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.inner.classifier
+    }
+
+    /// The longest server hint the layer waits for.
+    pub fn max_wait(&self) -> Duration {
+        self.inner.max_wait
+    }
+
+    /// The overall deadline of a request, if any.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.inner.deadline
+    }
+
+    /// The retry budget, if any.
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.inner.budget.as_ref()
+    }
+
+    /// The header carrying the attempt number, if any.
+    pub fn attempt_header(&self) -> Option<&HeaderName> {
+        self.inner.attempt_header.as_ref()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum BudgetChoice {
+    Default,
+    Given(RetryBudget),
+    Off,
+}
+
+/// Builds a [`RetryPolicy`]; starts from the defaults listed there.
+#[derive(Clone)]
+pub struct RetryPolicyBuilder<B = Exponential> {
+    backoff: B,
+    classifier: Classifier,
+    max_wait: Duration,
+    deadline: Option<Duration>,
+    budget: BudgetChoice,
+    on_retry: Option<RetryHook>,
+    on_give_up: Option<GiveUpHook>,
+    attempt_header: Option<HeaderName>,
+}
+
+impl<B: fmt::Debug> fmt::Debug for RetryPolicyBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicyBuilder")
+            .field("backoff", &self.backoff)
+            .field("classifier", &self.classifier)
+            .field("max_wait", &self.max_wait)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
+            .field("on_give_up", &self.on_give_up.as_ref().map(|_| "Fn"))
+            .field("attempt_header", &self.attempt_header)
+            .finish()
+    }
+}
+
+impl<B> RetryPolicyBuilder<B> {
+    /// The backoff: any [`Backoff`] that is `Clone`, such as resile-backoff's `Exponential` or
+    /// `Constant`. Each request clones it on its first retry, so requests never share a delay
+    /// sequence; an unseeded `Exponential` gives every clone its own randomness. The backoff's
+    /// `max_retries` bounds the retries of one request.
+    pub fn backoff<B2: Backoff + Clone>(self, backoff: B2) -> RetryPolicyBuilder<B2> {
+        RetryPolicyBuilder {
+            backoff,
+            classifier: self.classifier,
+            max_wait: self.max_wait,
+            deadline: self.deadline,
+            budget: self.budget,
+            on_retry: self.on_retry,
+            on_give_up: self.on_give_up,
+            attempt_header: self.attempt_header,
+        }
+    }
+
+    /// The classifier deciding which outcomes are retried and for which methods.
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// The longest server hint (`Retry-After`, `RateLimit`, ...) the layer waits for: when a
+    /// response asks for longer, the layer returns it at once instead of waiting. The default is
+    /// [`DEFAULT_MAX_WAIT`] (30 s).
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// An overall deadline per request, counted from the first call: no retry starts at or
+    /// after it, and a wait that would reach it is not begun — the last response or error is
+    /// returned at once instead. It does not cut an attempt in flight short: put a
+    /// `tower::timeout::TimeoutLayer` outside the retry layer for that.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Shares `budget` (and its clones) with this policy.
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = BudgetChoice::Given(budget);
+        self
+    }
+
+    /// No retry budget: only the backoff's `max_retries` bounds retries. An outage can then
+    /// multiply the load by `1 + max_retries`.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = BudgetChoice::Off;
+        self
+    }
+
+    /// A hook called before every retry's wait (for metrics and logs).
+    pub fn on_retry<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&RetryEvent) + Send + Sync + 'static,
+    {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// A hook called when a retryable outcome is returned without retrying it further.
+    pub fn on_give_up<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&GiveUpEvent) + Send + Sync + 'static,
+    {
+        self.on_give_up = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets `name: N` on every attempt, `N` counting from 1, so the server can tell a retry from
+    /// a first attempt. Off by default.
+    pub fn attempt_header(mut self, name: HeaderName) -> Self {
+        self.attempt_header = Some(name);
+        self
+    }
+
+    /// The policy. Unless [`budget`](Self::budget) or [`no_budget`](Self::no_budget) was called,
+    /// it gets a fresh default [`RetryBudget`].
+    pub fn build(self) -> RetryPolicy<B> {
+        let budget = match self.budget {
+            BudgetChoice::Default => Some(RetryBudget::default()),
+            BudgetChoice::Given(b) => Some(b),
+            BudgetChoice::Off => None,
+        };
+        RetryPolicy {
+            inner: Arc::new(PolicyInner {
+                backoff: self.backoff,
+                classifier: self.classifier,
+                max_wait: self.max_wait,
+                deadline: self.deadline,
+                budget,
+                on_retry: self.on_retry,
+                on_give_up: self.on_give_up,
+                attempt_header: self.attempt_header,
+            }),
+        }
+    }
+}
+
+/// What to do after an attempt.
+pub(crate) enum Decision {
+    /// Return the outcome to the caller.
+    Return,
+    /// Retry; wait until the instant first, if any.
+    Retry(Option<Instant>),
+}
+
+impl<B: Backoff + Clone> PolicyInner<B> {
+    /// Decides what follows `attempt`'s outcome.
+    ///
+    /// `idempotent` is asked only for a retryable outcome: `None` if the request cannot be
+    /// replayed, else whether it is idempotent. `backoff` is the request's own backoff, cloned
+    /// from the policy's on the first retry.
+    pub(crate) fn decide(
+        &self,
+        outcome: Outcome<'_>,
+        idempotent: impl FnOnce() -> Option<bool>,
+        backoff: &mut Option<B>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    ) -> Decision {
+        let class = self.classifier.classify(outcome);
+        if class.retry == RetryClass::Never {
+            if attempt > 1 {
+                tracing::debug!(attempts = attempt, reason = ?class.kind, "request done after retries");
+            }
+            return Decision::Return;
+        }
+        let status = match outcome {
+            Outcome::Response { status, .. } => Some(status),
+            Outcome::Error(_) => None,
+        };
+        let hint = self.classifier.server_hint(outcome).map(|h| h.delay);
+        let give_up = |cause: GiveUp| {
+            tracing::debug!(
+                attempts = attempt,
+                reason = ?class.kind,
+                status = status.map(|s| s.as_u16()),
+                cause = cause.as_str(),
+                "not retrying"
+            );
+            if let Some(hook) = &self.on_give_up {
+                hook(&GiveUpEvent {
+                    attempts: attempt,
+                    reason: class.kind,
+                    status,
+                    cause,
+                    server_hint: hint,
+                });
+            }
+            Decision::Return
+        };
+
+        let Some(idempotent) = idempotent() else {
+            return give_up(GiveUp::NotReplayable);
+        };
+        if !class.retry_allowed(idempotent) {
+            return give_up(GiveUp::NotIdempotent);
+        }
+        let backoff = backoff.get_or_insert_with(|| self.backoff.clone());
+        let Some(delay) = backoff.next_delay() else {
+            return give_up(GiveUp::RetriesExhausted);
+        };
+        if hint.is_some_and(|h| h > self.max_wait) {
+            return give_up(GiveUp::HintTooLong);
+        }
+        let wait = delay.max(hint.unwrap_or(Duration::ZERO));
+        let at = if wait.is_zero() && deadline.is_none() {
+            None
+        } else {
+            let now = Instant::now();
+            let Some(at) = now.checked_add(wait) else {
+                return give_up(GiveUp::HintTooLong);
+            };
+            if deadline.is_some_and(|d| at >= d) {
+                return give_up(GiveUp::Deadline);
+            }
+            (!wait.is_zero()).then_some(at)
+        };
+        if let Some(budget) = &self.budget {
+            if !budget.try_withdraw() {
+                return give_up(GiveUp::BudgetExhausted);
+            }
+        }
+        let event = RetryEvent {
+            attempt: attempt + 1,
+            reason: class.kind,
+            status,
+            wait,
+            server_hint: hint,
+        };
+        tracing::debug!(
+            attempt = event.attempt,
+            reason = ?event.reason,
+            status = status.map(|s| s.as_u16()),
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            server_hint_ms = hint.map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
+            "retrying request"
+        );
+        if let Some(hook) = &self.on_retry {
+            hook(&event);
+        }
+        Decision::Retry(at)
+    }
+}
