@@ -39,7 +39,7 @@ use std::time::Duration;
 use resile_backoff::Backoff;
 
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
-use crate::window::{CountWindow, Counts, TimeWindow};
+use crate::window::{CountWindow, TimeWindow};
 
 /// The state of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,8 +313,8 @@ impl Core {
     }
 
     /// The counts of the rate window, if the policy has one.
-    #[cfg(test)]
-    pub(crate) fn window_counts(&self) -> Option<Counts> {
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn window_counts(&self) -> Option<crate::window::Counts> {
         match &self.window {
             Window::None => None,
             Window::Count(w) => Some(w.counts()),

@@ -90,6 +90,21 @@ impl CountWindow {
         }
     }
 
+    /// The number of failure bits set (tests: must equal the running count when quiescent).
+    #[cfg(test)]
+    pub(crate) fn set_bits(&self) -> u64 {
+        self.bits
+            .iter()
+            .map(|b| u64::from(b.load(Ordering::Acquire).count_ones()))
+            .sum()
+    }
+
+    /// The running failure count, unclamped.
+    #[cfg(test)]
+    pub(crate) fn raw_failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
     /// The counts now.
     #[cfg(test)]
     pub(crate) fn counts(&self) -> Counts {
@@ -504,11 +519,6 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        let set: u64 = w
-            .bits
-            .iter()
-            .map(|b| u64::from(b.load(Ordering::Relaxed).count_ones()))
-            .sum();
-        assert_eq!(w.failures.load(Ordering::Relaxed), set);
+        assert_eq!(w.raw_failures(), w.set_bits());
     }
 }
