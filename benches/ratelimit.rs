@@ -1,2 +1,238 @@
-//! Placeholder: the ratelimit bench is being written.
-fn main() {}
+//! resile-ratelimit beside governor: direct and keyed checks, 1 and 2 threads, same run.
+//!
+//! `cargo bench -p resile-benches --bench ratelimit`
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use governor::clock::Clock as _;
+
+const KEYS: usize = 1024;
+
+fn keys() -> Vec<IpAddr> {
+    (0..KEYS as u32)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 7919)))
+        .collect()
+}
+
+/// Runs `op(thread, i)` `iters` times on each of `threads` threads at once; returns the wall time
+/// (so the figure per iteration is the time each thread spends per operation while the others
+/// run too).
+fn parallel<F>(threads: usize, iters: u64, op: F) -> Duration
+where
+    F: Fn(usize, u64) + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let op = Arc::clone(&op);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..iters {
+                    op(t, i);
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        h.join().expect("bench thread");
+    }
+    start.elapsed()
+}
+
+fn clocks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ratelimit/clock");
+    g.bench_function("std Instant::now", |b| b.iter(|| black_box(Instant::now())));
+    let ours = resile_ratelimit::clock::MonotonicClock::new();
+    g.bench_function("resile MonotonicClock", |b| {
+        b.iter(|| black_box(resile_ratelimit::clock::Clock::now(&ours)))
+    });
+    let quanta_ours = resile_ratelimit::clock::QuantaClock::new();
+    g.bench_function("resile QuantaClock (default)", |b| {
+        b.iter(|| black_box(resile_ratelimit::clock::Clock::now(&quanta_ours)))
+    });
+    let tokio_clock = resile_ratelimit::clock::TokioClock::new();
+    g.bench_function("resile TokioClock (no runtime)", |b| {
+        b.iter(|| black_box(resile_ratelimit::clock::Clock::now(&tokio_clock)))
+    });
+    let quanta = governor::clock::QuantaClock::default();
+    g.bench_function("governor QuantaClock (rdtsc)", |b| {
+        b.iter(|| black_box(quanta.now()))
+    });
+    let cached = AtomicU64::new(1);
+    g.bench_function("cached AtomicU64 load (coarse clock read)", |b| {
+        b.iter(|| black_box(cached.load(Ordering::Relaxed)))
+    });
+    g.finish();
+}
+
+fn direct(c: &mut Criterion) {
+    let admit = NonZeroU32::MAX;
+    for (name, rate) in [("admitting", admit), ("refusing", NonZeroU32::MIN)] {
+        let mut g = c.benchmark_group(format!("ratelimit/direct/{name}"));
+        let make_ours = || {
+            let q = if rate == NonZeroU32::MIN {
+                resile_ratelimit::Quota::per_hour(rate)
+            } else {
+                resile_ratelimit::Quota::per_second(rate)
+            };
+            Arc::new(resile_ratelimit::RateLimiter::new(q))
+        };
+        let make_gov = || {
+            let q = if rate == NonZeroU32::MIN {
+                governor::Quota::per_hour(rate)
+            } else {
+                governor::Quota::per_second(rate)
+            };
+            Arc::new(governor::RateLimiter::direct(q))
+        };
+        let make_gov_std = || {
+            let q = if rate == NonZeroU32::MIN {
+                governor::Quota::per_hour(rate)
+            } else {
+                governor::Quota::per_second(rate)
+            };
+            Arc::new(governor::RateLimiter::direct_with_clock(
+                q,
+                governor::clock::MonotonicClock,
+            ))
+        };
+
+        let l = make_ours();
+        g.bench_function("resile 1 thread", |b| b.iter(|| black_box(l.check())));
+        let l = make_gov();
+        g.bench_function("governor 1 thread", |b| {
+            b.iter(|| black_box(l.check().is_ok()))
+        });
+        let l = make_gov_std();
+        g.bench_function("governor (std Instant clock) 1 thread", |b| {
+            b.iter(|| black_box(l.check().is_ok()))
+        });
+
+        let l = make_ours();
+        g.bench_function("resile 2 threads", |b| {
+            let l = Arc::clone(&l);
+            b.iter_custom(move |iters| {
+                let l = Arc::clone(&l);
+                parallel(2, iters, move |_, _| {
+                    black_box(l.check());
+                })
+            })
+        });
+        let l = make_gov();
+        g.bench_function("governor 2 threads", |b| {
+            let l = Arc::clone(&l);
+            b.iter_custom(move |iters| {
+                let l = Arc::clone(&l);
+                parallel(2, iters, move |_, _| {
+                    black_box(l.check().is_ok());
+                })
+            })
+        });
+        g.finish();
+    }
+}
+
+fn keyed(c: &mut Criterion) {
+    // hot: one cell per 100 µs per key with an unbounded burst; every key is checked every few
+    // µs, so every check is admitted (a CAS) and no key ever goes idle.
+    // idle: 1,000,000 per second per key; a key refills between two visits, so it is idle (its
+    // bucket full) most of the time: resile drops and re-creates such keys, governor keeps them.
+    let interval = Duration::from_micros(100);
+    let burst = NonZeroU32::MAX;
+    let rate = NonZeroU32::new(1_000_000).expect("nonzero");
+    keyed_workload(
+        c,
+        "hot",
+        resile_ratelimit::Quota::with_interval(interval)
+            .and_then(|q| q.with_burst(burst))
+            .expect("valid quota"),
+        governor::Quota::with_period(interval)
+            .expect("valid quota")
+            .allow_burst(burst),
+    );
+    keyed_workload(
+        c,
+        "idle",
+        resile_ratelimit::Quota::per_second(rate),
+        governor::Quota::per_second(rate),
+    );
+}
+
+fn keyed_workload(
+    c: &mut Criterion,
+    name: &str,
+    ours_quota: resile_ratelimit::Quota,
+    gov_quota: governor::Quota,
+) {
+    let mut g = c.benchmark_group(format!("ratelimit/keyed/{name}"));
+    let keys = Arc::new(keys());
+    let ours = Arc::new(resile_ratelimit::KeyedRateLimiter::<IpAddr>::new(
+        ours_quota,
+    ));
+    let gov = Arc::new(governor::RateLimiter::<IpAddr, _, _>::dashmap(gov_quota));
+    for k in keys.iter() {
+        let _ = ours.check_key(k);
+        let _ = gov.check_key(k);
+    }
+
+    {
+        let (l, keys) = (Arc::clone(&ours), Arc::clone(&keys));
+        let mut i = 0usize;
+        g.bench_function("resile 1 thread", move |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                black_box(l.check_key(&keys[i]))
+            })
+        });
+    }
+    {
+        let (l, keys) = (Arc::clone(&gov), Arc::clone(&keys));
+        let mut i = 0usize;
+        g.bench_function("governor dashmap 1 thread", move |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                black_box(l.check_key(&keys[i]).is_ok())
+            })
+        });
+    }
+    {
+        let (l, keys) = (Arc::clone(&ours), Arc::clone(&keys));
+        g.bench_function("resile 2 threads", move |b| {
+            let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
+            b.iter_custom(move |iters| {
+                let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
+                parallel(2, iters, move |t, i| {
+                    let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
+                    black_box(l.check_key(k));
+                })
+            })
+        });
+    }
+    {
+        let (l, keys) = (Arc::clone(&gov), Arc::clone(&keys));
+        g.bench_function("governor dashmap 2 threads", move |b| {
+            let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
+            b.iter_custom(move |iters| {
+                let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
+                parallel(2, iters, move |t, i| {
+                    let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
+                    black_box(l.check_key(k).is_ok());
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, clocks, direct, keyed);
+criterion_main!(benches);

@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, DefaultClock};
 use crate::gcra::{Decision, InsufficientCapacity, Quota};
 use crate::state::Tat;
 use crate::store::{Store, StoreError};
@@ -25,15 +25,15 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 ///
 /// Implements [`Store<()>`](Store); [`RateLimiter`] pairs it with a quota for synchronous use.
 #[derive(Debug, Default)]
-pub struct MemoryStore<C = MonotonicClock> {
+pub struct MemoryStore<C = DefaultClock> {
     tat: Padded<Tat>,
     clock: C,
 }
 
-impl MemoryStore<MonotonicClock> {
+impl MemoryStore<DefaultClock> {
     /// A store on the standard monotonic clock.
     pub fn new() -> Self {
-        MemoryStore::with_clock(MonotonicClock::new())
+        MemoryStore::with_clock(DefaultClock::new())
     }
 }
 
@@ -145,15 +145,15 @@ impl<C: Clock> Store<()> for MemoryStore<C> {
 /// assert!(limiter.check().allowed);
 /// ```
 #[derive(Debug)]
-pub struct RateLimiter<C = MonotonicClock> {
+pub struct RateLimiter<C = DefaultClock> {
     quota: Quota,
     store: MemoryStore<C>,
 }
 
-impl RateLimiter<MonotonicClock> {
+impl RateLimiter<DefaultClock> {
     /// A limiter for `quota` on the standard monotonic clock.
     pub fn new(quota: Quota) -> Self {
-        RateLimiter::with_clock(quota, MonotonicClock::new())
+        RateLimiter::with_clock(quota, DefaultClock::new())
     }
 }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, DefaultClock};
 use crate::direct::{nanos, Padded};
 use crate::gcra::{Decision, InsufficientCapacity, Quota};
 use crate::state::Tat;
@@ -63,7 +63,7 @@ struct Shard<K> {
 ///
 /// Implements [`Store<K>`](Store). See the [module docs](self) for how memory stays bounded.
 /// Built with [`KeyedStore::new`] or [`KeyedStore::builder`].
-pub struct KeyedStore<K, C = MonotonicClock, S = RandomState> {
+pub struct KeyedStore<K, C = DefaultClock, S = RandomState> {
     shards: Box<[Padded<RwLock<Shard<K>>>]>,
     shift: u32,
     hasher: S,
@@ -81,7 +81,7 @@ pub struct KeyedStore<K, C = MonotonicClock, S = RandomState> {
 /// entries per shard; no cap on keys; the standard SipHash hasher (`RandomState`), which keeps
 /// hostile keys (headers, addresses) from degrading the tables.
 #[derive(Debug, Clone)]
-pub struct KeyedStoreBuilder<C = MonotonicClock, S = RandomState> {
+pub struct KeyedStoreBuilder<C = DefaultClock, S = RandomState> {
     shards: usize,
     min_sweep: usize,
     max_keys: Option<usize>,
@@ -96,7 +96,7 @@ impl Default for KeyedStoreBuilder {
             shards: (cpus * 4).next_power_of_two(),
             min_sweep: DEFAULT_MIN_SWEEP,
             max_keys: None,
-            clock: MonotonicClock::new(),
+            clock: DefaultClock::new(),
             hasher: RandomState::new(),
         }
     }
@@ -218,10 +218,12 @@ where
         &self.shards[idx].0
     }
 
-    /// Runs `f` on `key`'s TAT (inserting the key if absent, if the cap allows), with `now`.
-    /// `Err(retry_after_ns)` when the key is new and its shard is full.
+    /// Runs `f` on `key`'s TAT (inserting the key if absent, if the cap allows). `now` is read
+    /// by the caller before the lookup, so the clock read overlaps the hashing; a reading that
+    /// is a little old only makes the decision stricter. `Err(retry_after_ns)` when the key is
+    /// new and its shard is full.
     #[inline]
-    fn with_tat<Q, R>(&self, key: &Q, f: impl FnOnce(&Tat, u64) -> R) -> Result<R, u64>
+    fn with_tat<Q, R>(&self, key: &Q, now: u64, f: impl FnOnce(&Tat) -> R) -> Result<R, u64>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -231,10 +233,10 @@ where
         {
             let shard = read(lock);
             if let Some(e) = shard.table.find(hash, |e| e.key.borrow() == key) {
-                return Ok(f(&e.tat, self.clock.now()));
+                return Ok(f(&e.tat));
             }
         }
-        self.insert_slow(lock, hash, key, f)
+        self.insert_slow(lock, hash, key, now, f)
     }
 
     #[cold]
@@ -244,16 +246,16 @@ where
         lock: &RwLock<Shard<K>>,
         hash: u64,
         key: &Q,
-        f: impl FnOnce(&Tat, u64) -> R,
+        now: u64,
+        f: impl FnOnce(&Tat) -> R,
     ) -> Result<R, u64>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let mut shard = write(lock);
-        let now = self.clock.now();
         if let Some(e) = shard.table.find(hash, |e| e.key.borrow() == key) {
-            return Ok(f(&e.tat, now));
+            return Ok(f(&e.tat));
         }
         if shard.table.len() >= shard.sweep_at {
             let full = shard.table.len() >= self.max_per_shard;
@@ -275,7 +277,7 @@ where
         };
         let hasher = |e: &Entry<K>| e.hash;
         let slot = shard.table.insert_unique(hash, entry, hasher);
-        Ok(f(&slot.get().tat, now))
+        Ok(f(&slot.get().tat))
     }
 
     fn sweep_shard(&self, shard: &mut Shard<K>, now: u64) {
@@ -361,14 +363,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let res = self.with_tat(key, |tat, now| {
-            match tat.acquire(quota, now, cost, max_wait) {
-                Ok(new_tat) => quota.admitted(new_tat, now),
-                Err(base) => quota.refused(base, now, cost),
-            }
-        });
-        match res {
-            Ok(d) => d,
+        let now = self.clock.now();
+        match self.with_tat(key, now, |tat| tat.acquire(quota, now, cost, max_wait)) {
+            Ok(Ok(new_tat)) => quota.admitted(new_tat, now),
+            Ok(Err(base)) => quota.refused(base, now, cost),
             Err(wait) => full_refusal(quota, wait),
         }
     }
@@ -396,13 +394,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let delay = nanos(delay);
-        let res = self.with_tat(key, |tat, now| {
-            let tat = tat.raise_to(quota.paused_tat(0, now, delay));
-            quota.snapshot(tat, now)
-        });
-        match res {
-            Ok(d) => d,
+        let now = self.clock.now();
+        let floor = quota.paused_tat(0, now, nanos(delay));
+        match self.with_tat(key, now, |tat| tat.raise_to(floor)) {
+            Ok(tat) => quota.snapshot(tat, now),
             Err(wait) => full_refusal(quota, wait),
         }
     }
@@ -494,7 +489,7 @@ impl<K, C: fmt::Debug, S> fmt::Debug for KeyedStore<K, C, S> {
 /// assert!(limiter.check_key(&b).allowed);
 /// assert_eq!(limiter.len(), 2);
 /// ```
-pub struct KeyedRateLimiter<K, C = MonotonicClock, S = RandomState> {
+pub struct KeyedRateLimiter<K, C = DefaultClock, S = RandomState> {
     quota: Quota,
     store: KeyedStore<K, C, S>,
 }

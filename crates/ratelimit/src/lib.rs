@@ -3,17 +3,21 @@
 //!
 //! (Crate documentation in progress.)
 
+pub mod client;
 pub mod clock;
 mod direct;
 mod gcra;
 mod keyed;
+pub mod server;
 mod state;
 mod store;
 
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub use client::{RateLimit, RateLimitLayer};
 pub use direct::{MemoryStore, RateLimiter};
 pub use gcra::{Decision, InsufficientCapacity, Quota, QuotaError, MAX_WINDOW};
 pub use keyed::{KeyedRateLimiter, KeyedStore, KeyedStoreBuilder};
+pub use server::{Throttle, ThrottleLayer};
 pub use store::{BoxError, Store, StoreError};

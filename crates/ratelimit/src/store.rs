@@ -38,9 +38,11 @@ use crate::gcra::{Decision, InsufficientCapacity, Quota};
 /// Keys are borrowed: `K` may be unsized (`str`, `[u8]`). The direct (single-key) stores use
 /// `K = ()`.
 pub trait Store<K: ?Sized>: Send + Sync {
-    /// The future of a decision. `'static`, so layers can keep it across polls without borrowing
-    /// the store or the key.
-    type Future: Future<Output = Result<Decision, StoreError>> + Send + 'static;
+    /// The future of a decision. `'static` and `Unpin`, so layers can keep it across polls
+    /// without borrowing the store or the key and without pinning it in place: a store that
+    /// answers synchronously returns [`std::future::Ready`]; one that does I/O returns a
+    /// `Pin<Box<dyn Future<Output = ...> + Send>>` or its own `Unpin` future.
+    type Future: Future<Output = Result<Decision, StoreError>> + Send + Unpin + 'static;
 
     /// Takes `cost` cells for `key` now if they conform, else refuses and changes nothing.
     ///

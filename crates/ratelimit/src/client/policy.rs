@@ -1,0 +1,80 @@
+//! What the client layer reads from responses: the server's "slow down".
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+
+/// A response the client layer can read a pacing hint from: its status and headers.
+///
+/// Implemented for `http::Response<B>`. A `429 Too Many Requests` or `503 Service Unavailable`
+/// whose headers carry a server hint (`Retry-After`, `retry-after-ms`, the IETF `RateLimit`
+/// field, `X-RateLimit-Reset`, as read by [`resile_retry_after::server_hint`]) pauses the shared
+/// limiter.
+pub trait PacedResponse {
+    /// The response status.
+    fn status(&self) -> StatusCode;
+    /// The response headers.
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl<B> PacedResponse for http::Response<B> {
+    fn status(&self) -> StatusCode {
+        http::Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        http::Response::headers(self)
+    }
+}
+
+/// How the client layer obeys servers.
+///
+/// # Default
+///
+/// Enabled for `429` and `503`; pauses longer than 10 minutes are cut to 10 minutes (a server,
+/// or a man in the middle, cannot lock every caller out for days with one header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerHints {
+    pub(crate) enabled: bool,
+    pub(crate) max_pause: Duration,
+}
+
+impl Default for ServerHints {
+    fn default() -> Self {
+        ServerHints {
+            enabled: true,
+            max_pause: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ServerHints {
+    /// Obey hints, pausing at most `max_pause` per hint.
+    pub fn obey(max_pause: Duration) -> ServerHints {
+        ServerHints {
+            enabled: true,
+            max_pause,
+        }
+    }
+
+    /// Ignore hints: only the local quota paces requests.
+    pub fn ignore() -> ServerHints {
+        ServerHints {
+            enabled: false,
+            max_pause: Duration::ZERO,
+        }
+    }
+
+    /// The pause `res` asks for, if it is a `429`/`503` with a hint, cut to the maximum.
+    pub(crate) fn pause_for<R: PacedResponse>(&self, res: &R) -> Option<Duration> {
+        if !self.enabled {
+            return None;
+        }
+        let status = res.status();
+        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+            return None;
+        }
+        let hint = resile_retry_after::server_hint(res.headers())?;
+        Some(hint.delay.min(self.max_pause))
+    }
+}

@@ -1,0 +1,15 @@
+//! The server layer: answer requests over a quota with `429 Too Many Requests`, `Retry-After`
+//! and the IETF `RateLimit` fields.
+//!
+//! See [`ThrottleLayer`] (configuration, response format) and the [`KeyExtractor`]s.
+
+mod future;
+mod headers;
+mod layer;
+mod policy;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
+pub use policy::{Fallback, Global, HeaderKey, KeyExtractor, PeerIp, RequestHead};
+pub use service::Throttle;
