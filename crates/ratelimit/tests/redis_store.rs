@@ -108,26 +108,34 @@ async fn matches_the_memory_store_decision_by_decision() {
         let memory: KeyedStore<String, ManualClock> = KeyedStore::<String>::builder()
             .clock(ManualClock::new())
             .build();
-        let t = Duration::from_secs(3600);
-        let quota = Quota::new(nz(8), t * 8).unwrap();
+        // T = 1 h + 1 ns: not a whole number of microseconds, so any rounding in the script
+        // would show.
+        let quota = Quota::new(nz(8), Duration::from_secs(8 * 3600) + Duration::from_nanos(8))
+            .unwrap();
+        let t = quota.emission_interval();
+        assert_eq!(t.as_nanos(), 3_600_000_000_001);
         let weighted = quota.with_burst(nz(3)).unwrap();
         let keys = ["a", "b", "c"];
         let mut rng = Rng::new(0x5eed_1234);
         let start = Instant::now();
         let mut decisions = 0u64;
         let mut updates = 0u64;
+        let (mut refused, mut waiting) = (0u32, 0u32);
         for step in 0..400 {
             let key = keys[rng.below(3) as usize].to_string();
             let q = if rng.below(4) == 0 { &weighted } else { &quota };
-            match rng.below(10) {
-                0 => {
-                    let cost = nz(1 + rng.below(3) as u32);
+            match rng.below(20) {
+                0..=4 => {
+                    let cost = nz(1 + rng.below(4) as u32);
                     memory.release_now(&key[..], q, cost);
                     Store::release(&store, &key[..], q, cost);
-                    updates += 1;
-                    settle(&store, updates).await;
+                    // A cost above the burst is ignored by both stores (nothing to send).
+                    if cost <= q.burst() {
+                        updates += 1;
+                        settle(&store, updates).await;
+                    }
                 }
-                1 => {
+                5 => {
                     let delay = t * rng.below(3) as u32;
                     let _ = memory.pause_now(&key[..], q, delay);
                     Store::pause(&store, &key[..], q, delay);
@@ -149,6 +157,8 @@ async fn matches_the_memory_store_decision_by_decision() {
                                 (r.allowed, r.limit, r.remaining),
                                 "step {step}: {m:?} vs {r:?}"
                             );
+                            refused += u32::from(!m.allowed);
+                            waiting += u32::from(m.allowed && !m.retry_after.is_zero());
                             close_below(r.retry_after, m.retry_after, slack, "retry_after", step);
                             close_below(r.reset_after, m.reset_after, slack, "reset_after", step);
                         }
@@ -158,6 +168,8 @@ async fn matches_the_memory_store_decision_by_decision() {
             }
         }
         assert!(decisions > 200, "only {decisions} decisions compared");
+        // The sequence exercised every branch: plain admissions, refusals, reservations that wait.
+        assert!(refused > 20 && waiting > 20, "refused {refused}, waiting {waiting}");
         assert_eq!(store.metrics().errors, 0);
     })
     .await;
