@@ -232,6 +232,11 @@ impl Quota {
         }
     }
 
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn div_t_for_test(&self, x: u64) -> u64 {
+        self.div_t(x)
+    }
+
     /// The checked cost in nanoseconds (`n · T`), or the burst if `n` can never conform.
     #[inline]
     pub(crate) fn cost_nanos(&self, n: NonZeroU32) -> Result<u64, InsufficientCapacity> {

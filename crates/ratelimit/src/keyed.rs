@@ -28,6 +28,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::{ready, Ready};
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::marker::PhantomData;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -80,8 +81,8 @@ pub struct KeyedStore<K, C = DefaultClock, S = RandomState> {
 /// Shards: four per available CPU, rounded up to a power of two; minimum sweep threshold 64
 /// entries per shard; no cap on keys; the standard SipHash hasher (`RandomState`), which keeps
 /// hostile keys (headers, addresses) from degrading the tables.
-#[derive(Debug, Clone)]
-pub struct KeyedStoreBuilder<C = DefaultClock, S = RandomState> {
+pub struct KeyedStoreBuilder<K, C = DefaultClock, S = RandomState> {
+    key: PhantomData<fn() -> K>,
     shards: usize,
     min_sweep: usize,
     max_keys: Option<usize>,
@@ -89,10 +90,11 @@ pub struct KeyedStoreBuilder<C = DefaultClock, S = RandomState> {
     hasher: S,
 }
 
-impl Default for KeyedStoreBuilder {
+impl<K> Default for KeyedStoreBuilder<K> {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         KeyedStoreBuilder {
+            key: PhantomData,
             shards: (cpus * 4).next_power_of_two(),
             min_sweep: DEFAULT_MIN_SWEEP,
             max_keys: None,
@@ -102,7 +104,18 @@ impl Default for KeyedStoreBuilder {
     }
 }
 
-impl<C, S> KeyedStoreBuilder<C, S> {
+impl<K, C: fmt::Debug, S> fmt::Debug for KeyedStoreBuilder<K, C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedStoreBuilder")
+            .field("shards", &self.shards)
+            .field("min_sweep", &self.min_sweep)
+            .field("max_keys", &self.max_keys)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, C, S> KeyedStoreBuilder<K, C, S> {
     /// The number of shards, rounded up to a power of two (at least 1, at most 2^16).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.clamp(1, 1 << 16).next_power_of_two();
@@ -123,8 +136,9 @@ impl<C, S> KeyedStoreBuilder<C, S> {
     }
 
     /// Reads time from `clock`.
-    pub fn clock<C2: Clock>(self, clock: C2) -> KeyedStoreBuilder<C2, S> {
+    pub fn clock<C2: Clock>(self, clock: C2) -> KeyedStoreBuilder<K, C2, S> {
         KeyedStoreBuilder {
+            key: PhantomData,
             shards: self.shards,
             min_sweep: self.min_sweep,
             max_keys: self.max_keys,
@@ -134,8 +148,9 @@ impl<C, S> KeyedStoreBuilder<C, S> {
     }
 
     /// Hashes keys with `hasher`.
-    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> KeyedStoreBuilder<C, S2> {
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> KeyedStoreBuilder<K, C, S2> {
         KeyedStoreBuilder {
+            key: PhantomData,
             shards: self.shards,
             min_sweep: self.min_sweep,
             max_keys: self.max_keys,
@@ -145,7 +160,7 @@ impl<C, S> KeyedStoreBuilder<C, S> {
     }
 
     /// The store.
-    pub fn build<K>(self) -> KeyedStore<K, C, S> {
+    pub fn build(self) -> KeyedStore<K, C, S> {
         let shards = self.shards;
         let max_per_shard = match self.max_keys {
             Some(max) => max.div_ceil(shards).max(1),
@@ -181,7 +196,7 @@ impl<K> KeyedStore<K> {
     }
 
     /// A builder with the default configuration.
-    pub fn builder() -> KeyedStoreBuilder {
+    pub fn builder() -> KeyedStoreBuilder<K> {
         KeyedStoreBuilder::default()
     }
 }

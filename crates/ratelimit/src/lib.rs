@@ -15,6 +15,11 @@ mod store;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
 pub use client::{RateLimit, RateLimitLayer};
 pub use direct::{MemoryStore, RateLimiter};
 pub use gcra::{Decision, InsufficientCapacity, Quota, QuotaError, MAX_WINDOW};
