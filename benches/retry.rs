@@ -120,7 +120,11 @@ fn success_first_time(c: &mut Criterion) {
 
     let mut resile = RetryLayer::new(RetryPolicy::builder().no_budget().build()).layer(Ok200);
     group.bench_function("resile_no_budget", |b| {
-        b.iter_batched(request, |req| drive(&mut resile, req), BatchSize::SmallInput)
+        b.iter_batched(
+            request,
+            |req| drive(&mut resile, req),
+            BatchSize::SmallInput,
+        )
     });
 
     let mut resile_default = RetryLayer::default().layer(Ok200);
