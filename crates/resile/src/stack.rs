@@ -1,0 +1,287 @@
+//! Ready-made stacks: the layers in the right order, with sensible defaults.
+//!
+//! [`http_client()`] returns a [`ClientStack`]: a `tower::Layer` that wraps an HTTP client
+//! (hyper-util's `Client`, or any `tower::Service<http::Request<B>>`) in, from the outside in:
+//!
+//! ```text
+//! retry  ->  circuit breaker  ->  rate limiter  ->  per-attempt timeout  ->  the client
+//! ```
+//!
+//! # Why this order
+//!
+//! - **Retry outside the breaker.** Each attempt, first or retry, passes the breaker: the breaker
+//!   counts every failure the server produced and sees recovery on the first good attempt. When
+//!   the breaker is open its error, [`BreakerOpen`](resile_breaker::BreakerOpen), carries
+//!   [`LocalRejection`](resile_classify::LocalRejection) in its source chain, which the retry
+//!   layer never retries: an open breaker is not hammered by retries. (A retry layer inside the
+//!   breaker would send several attempts per breaker decision and hide the failures from it.)
+//! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
+//!   never push the client past its quota, and a pause a `429` asked for holds retries back too.
+//!   A limiter refusal ([`WaitTooLong`](resile_ratelimit::client::WaitTooLong)) is a local
+//!   rejection as well: not retried.
+//! - **Breaker outside the limiter.** An open breaker fails before a permit is taken, so requests
+//!   that will not be sent do not spend the quota; and the limiter's refusals never reach the
+//!   breaker's count as failures (they are neutral: being throttled locally says nothing about
+//!   the server).
+//! - **Timeout innermost.** It bounds one attempt; its
+//!   [`Elapsed`](tower::timeout::error::Elapsed) error is a transport failure to the layers
+//!   above: retried for idempotent requests, counted by the breaker. Bound the whole request,
+//!   waits included, with the retry policy's `deadline` or a timeout outside the stack.
+//!
+//! # Defaults
+//!
+//! | piece | default |
+//! |---|---|
+//! | retry | [`RetryPolicy::default()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
+//! | breaker | [`CircuitBreakerLayer::new()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
+//! | limiter | [`default_limiter()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per second (so it never paces ordinary traffic) that **pauses every request** when a `429`/`503` carries `Retry-After` |
+//! | per-attempt timeout | [`DEFAULT_ATTEMPT_TIMEOUT`] (10 s) |
+//!
+//! Set the limiter's quota to what the server publishes if it does; the default only holds the
+//! client back when the server asks.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use http::{Request, Response, StatusCode};
+//! use resile::breaker::CircuitBreakerLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! // A backend that answers 503 with `Retry-After: 1` once, then 200.
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let backend = {
+//!     let calls = calls.clone();
+//!     service_fn(move |_req: Request<String>| {
+//!         let n = calls.fetch_add(1, Ordering::SeqCst);
+//!         async move {
+//!             let res = if n == 0 {
+//!                 Response::builder().status(503).header("retry-after", "1")
+//!             } else {
+//!                 Response::builder().status(200)
+//!             };
+//!             Ok::<_, Infallible>(res.body(String::new()).unwrap())
+//!         }
+//!     })
+//! };
+//!
+//! let breaker = CircuitBreakerLayer::new();
+//! let handle = breaker.handle();
+//! let stack = resile::stack::http_client()
+//!     .circuit_breaker(breaker)
+//!     .attempt_timeout(Duration::from_secs(2));
+//! let client = ServiceBuilder::new().layer(stack).service(backend);
+//!
+//! let start = tokio::time::Instant::now();
+//! let res = client.oneshot(Request::get("http://example.com/").body(String::new())?).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//! assert_eq!(calls.load(Ordering::SeqCst), 2);
+//! assert!(start.elapsed() >= Duration::from_secs(1)); // the server's hint was honoured
+//! assert_eq!(handle.metrics().failures, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
+use resile_ratelimit::{Quota, RateLimitLayer};
+use resile_retry::{RetryLayer, RetryPolicy};
+use tower::layer::util::Identity;
+use tower::timeout::TimeoutLayer;
+use tower_layer::Layer;
+
+/// The default per-attempt timeout of [`http_client()`]: 10 seconds.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The ceiling of [`default_limiter()`], in requests per second (with a burst of as many): high
+/// enough never to pace ordinary traffic, so the default limiter acts only on server hints.
+pub const DEFAULT_QUOTA_PER_SECOND: u32 = 1_000_000;
+
+/// The limiter of [`http_client()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per
+/// second, the in-memory store, a maximum wait of 30 s, and server hints obeyed (a `429` or
+/// `503` with `Retry-After` pauses every request sharing it, for up to 10 minutes).
+pub fn default_limiter() -> RateLimitLayer {
+    let rate = NonZeroU32::new(DEFAULT_QUOTA_PER_SECOND).unwrap_or(NonZeroU32::MAX);
+    RateLimitLayer::new(Quota::per_second(rate))
+}
+
+/// An HTTP client stack with the defaults: see the [module documentation](self).
+///
+/// Every piece is replaceable and removable; the order is fixed.
+pub fn http_client() -> ClientStack {
+    ClientStack {
+        retry: RetryLayer::new(RetryPolicy::default()),
+        breaker: CircuitBreakerLayer::new(),
+        limiter: default_limiter(),
+        timeout: TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
+    }
+}
+
+/// A client stack: retry → circuit breaker → rate limiter → per-attempt timeout → the service.
+///
+/// A `Clone + Debug` [`Layer`]: every service it wraps shares the breaker, the limiter and the
+/// retry budget of its pieces (they are `Arc`s inside). Built by [`http_client()`]; the type
+/// parameters are the four pieces, [`Identity`] for a removed one.
+///
+/// # Default
+///
+/// See the [module documentation](self).
+#[derive(Clone)]
+pub struct ClientStack<
+    R = RetryLayer,
+    B = CircuitBreakerLayer,
+    L = RateLimitLayer,
+    T = TimeoutLayer,
+> {
+    retry: R,
+    breaker: B,
+    limiter: L,
+    timeout: T,
+}
+
+impl Default for ClientStack {
+    fn default() -> Self {
+        http_client()
+    }
+}
+
+impl<R: fmt::Debug, B: fmt::Debug, L: fmt::Debug, T: fmt::Debug> fmt::Debug
+    for ClientStack<R, B, L, T>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientStack")
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("limiter", &self.limiter)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl<R, B, L, T> ClientStack<R, B, L, T> {
+    /// Retries under `policy` (replaces the default [`RetryPolicy`]).
+    pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T> {
+        self.retry_layer(RetryLayer::new(policy))
+    }
+
+    /// Any layer in the retry position (outermost).
+    pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T> {
+        ClientStack {
+            retry: layer,
+            breaker: self.breaker,
+            limiter: self.limiter,
+            timeout: self.timeout,
+        }
+    }
+
+    /// No retry layer.
+    pub fn no_retry(self) -> ClientStack<Identity, B, L, T> {
+        self.retry_layer(Identity::new())
+    }
+
+    /// Uses `layer`'s breaker (keep [`CircuitBreakerLayer::handle`] to watch or control it). Any
+    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host.
+    pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T> {
+        ClientStack {
+            retry: self.retry,
+            breaker: layer,
+            limiter: self.limiter,
+            timeout: self.timeout,
+        }
+    }
+
+    /// No circuit breaker.
+    pub fn no_circuit_breaker(self) -> ClientStack<R, Identity, L, T> {
+        self.circuit_breaker(Identity::new())
+    }
+
+    /// Uses `layer` as the rate limiter (e.g. a [`RateLimitLayer`] with the server's published
+    /// quota, or one on a Redis store shared by several processes).
+    pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T> {
+        ClientStack {
+            retry: self.retry,
+            breaker: self.breaker,
+            limiter: layer,
+            timeout: self.timeout,
+        }
+    }
+
+    /// No rate limiter (server `429` hints are then honoured per request by the retry layer
+    /// only).
+    pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T> {
+        self.rate_limit(Identity::new())
+    }
+
+    /// Bounds each attempt to `timeout` (replaces [`DEFAULT_ATTEMPT_TIMEOUT`]).
+    pub fn attempt_timeout(self, timeout: Duration) -> ClientStack<R, B, L, TimeoutLayer> {
+        self.attempt_timeout_layer(TimeoutLayer::new(timeout))
+    }
+
+    /// Any layer in the per-attempt timeout position (innermost).
+    pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2> {
+        ClientStack {
+            retry: self.retry,
+            breaker: self.breaker,
+            limiter: self.limiter,
+            timeout: layer,
+        }
+    }
+
+    /// No per-attempt timeout.
+    pub fn no_attempt_timeout(self) -> ClientStack<R, B, L, Identity> {
+        self.attempt_timeout_layer(Identity::new())
+    }
+
+    /// The retry piece.
+    pub fn retry_piece(&self) -> &R {
+        &self.retry
+    }
+
+    /// The breaker piece.
+    pub fn breaker_piece(&self) -> &B {
+        &self.breaker
+    }
+
+    /// The limiter piece.
+    pub fn limiter_piece(&self) -> &L {
+        &self.limiter
+    }
+
+    /// The timeout piece.
+    pub fn timeout_piece(&self) -> &T {
+        &self.timeout
+    }
+}
+
+impl<R, C, L, T> ClientStack<R, CircuitBreakerLayer<C>, L, T> {
+    /// The handle of the stack's breaker: its state, metrics and transitions.
+    pub fn breaker_handle(&self) -> BreakerHandle {
+        self.breaker.handle()
+    }
+}
+
+impl<S, R, B, L, T> Layer<S> for ClientStack<R, B, L, T>
+where
+    T: Layer<S>,
+    L: Layer<T::Service>,
+    B: Layer<L::Service>,
+    R: Layer<B::Service>,
+{
+    type Service = R::Service;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = self.timeout.layer(inner);
+        let inner = self.limiter.layer(inner);
+        let inner = self.breaker.layer(inner);
+        self.retry.layer(inner)
+    }
+}
