@@ -194,7 +194,11 @@ impl<C> Shared<C> {
             self.retry_at.store(0, Ordering::Relaxed);
         }
         if !self.healthy.load(Ordering::Relaxed) && !self.healthy.swap(true, Ordering::Relaxed) {
-            tracing::info!(target: TARGET, "Redis rate-limit store answers again");
+            tracing::info!(
+                target: TARGET,
+                prefix = %String::from_utf8_lossy(&self.prefix),
+                "Redis rate-limit store answers again"
+            );
         }
     }
 
@@ -215,6 +219,7 @@ impl<C> Shared<C> {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(
                 target: TARGET,
+                prefix = %String::from_utf8_lossy(&self.prefix),
                 error = %detail,
                 call = what,
                 policy = ?self.on_failure,
@@ -222,7 +227,13 @@ impl<C> Shared<C> {
                 "Redis rate-limit store failed; the failure policy decides until it answers again"
             );
         } else {
-            tracing::debug!(target: TARGET, error = %detail, call = what, "Redis rate-limit store failed");
+            tracing::debug!(
+                target: TARGET,
+                prefix = %String::from_utf8_lossy(&self.prefix),
+                error = %detail,
+                call = what,
+                "Redis rate-limit store failed"
+            );
         }
     }
 
