@@ -57,11 +57,17 @@ impl Ticker {
         Ticker { clock, origin }
     }
 
-    /// Whole milliseconds since the origin (rounded down).
+    /// Milliseconds since the origin.
     #[inline]
-    pub(crate) fn now_ms(&self) -> u64 {
+    pub(crate) fn now(&self) -> Tick {
         let d = self.clock.now().saturating_duration_since(self.origin);
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        let floor = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let ceil = if d.subsec_nanos().is_multiple_of(1_000_000) {
+            floor
+        } else {
+            floor.saturating_add(1)
+        };
+        Tick { floor, ceil }
     }
 }
 
@@ -70,5 +76,25 @@ impl fmt::Debug for Ticker {
         f.debug_struct("Clock")
             .field("origin", &self.origin)
             .finish()
+    }
+}
+
+/// A reading of the clock in milliseconds since its origin, rounded both ways: deadlines are
+/// computed from the reading rounded up and checked against readings rounded down, so an open
+/// period never ends early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tick {
+    pub(crate) floor: u64,
+    pub(crate) ceil: u64,
+}
+
+impl Tick {
+    /// A reading that falls on a whole millisecond.
+    #[cfg(test)]
+    pub(crate) fn exact(ms: u64) -> Tick {
+        Tick {
+            floor: ms,
+            ceil: ms,
+        }
     }
 }

@@ -8,6 +8,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use crate::clock::Tick;
 use crate::state::{Core, Permit, PermitKind, Policy, State, Trip, Verdict, Window};
 use crate::window::CountWindow;
 
@@ -30,8 +31,8 @@ fn core(window: Window) -> Core {
 }
 
 fn trip(core: &Core, p: &Policy) {
-    let permit = core.acquire(p, || 0).0.unwrap();
-    let change = core.record(p, permit, Verdict::Failure, || None, || 0);
+    let permit = core.acquire(p, || Tick::exact(0)).0.unwrap();
+    let change = core.record(p, permit, Verdict::Failure, || None, || Tick::exact(0));
     assert_eq!(change.map(|c| c.to), Some(State::Open));
 }
 
@@ -41,14 +42,16 @@ fn loom_two_failures_trip_exactly_once() {
         let p = policy(2, 1);
         let core = Arc::new(core(Window::None));
         let opens = Arc::new(AtomicUsize::new(0));
-        let permits: Vec<Permit> = (0..2).map(|_| core.acquire(&p, || 0).0.unwrap()).collect();
+        let permits: Vec<Permit> = (0..2)
+            .map(|_| core.acquire(&p, || Tick::exact(0)).0.unwrap())
+            .collect();
         let handles: Vec<_> = permits
             .into_iter()
             .map(|permit| {
                 let (core, opens) = (core.clone(), opens.clone());
                 thread::spawn(move || {
                     if core
-                        .record(&p, permit, Verdict::Failure, || None, || 0)
+                        .record(&p, permit, Verdict::Failure, || None, || Tick::exact(0))
                         .is_some()
                     {
                         opens.fetch_add(1, Ordering::SeqCst);
@@ -72,15 +75,18 @@ fn loom_failure_and_success_race() {
     loom::model(|| {
         let p = policy(2, 1);
         let core = Arc::new(core(Window::None));
-        let first = core.acquire(&p, || 0).0.unwrap();
+        let first = core.acquire(&p, || Tick::exact(0)).0.unwrap();
         assert!(core
-            .record(&p, first, Verdict::Failure, || None, || 0)
+            .record(&p, first, Verdict::Failure, || None, || Tick::exact(0))
             .is_none());
-        let a = core.acquire(&p, || 0).0.unwrap();
-        let b = core.acquire(&p, || 0).0.unwrap();
+        let a = core.acquire(&p, || Tick::exact(0)).0.unwrap();
+        let b = core.acquire(&p, || Tick::exact(0)).0.unwrap();
         let c1 = core.clone();
-        let t = thread::spawn(move || c1.record(&p, a, Verdict::Failure, || None, || 0).is_some());
-        let cleared = core.record(&p, b, Verdict::Success, || None, || 0);
+        let t = thread::spawn(move || {
+            c1.record(&p, a, Verdict::Failure, || None, || Tick::exact(0))
+                .is_some()
+        });
+        let cleared = core.record(&p, b, Verdict::Success, || None, || Tick::exact(0));
         assert!(cleared.is_none());
         let tripped = t.join().unwrap();
         let (state, _, payload) = core.raw();
@@ -107,7 +113,7 @@ fn loom_one_probe_slot_goes_to_one_caller() {
                 let (core, admitted, half_opens) =
                     (core.clone(), admitted.clone(), half_opens.clone());
                 thread::spawn(move || {
-                    let (result, change) = core.acquire(&p, || 0);
+                    let (result, change) = core.acquire(&p, || Tick::exact(0));
                     if let Ok(permit) = result {
                         assert_eq!(permit.kind, PermitKind::Probe);
                         admitted.fetch_add(1, Ordering::SeqCst);
@@ -137,10 +143,10 @@ fn loom_cancelled_probe_returns_its_slot() {
         let p = policy(1, 1);
         let core = Arc::new(core(Window::None));
         trip(&core, &p);
-        let probe = core.acquire(&p, || 0).0.unwrap();
+        let probe = core.acquire(&p, || Tick::exact(0)).0.unwrap();
         let c1 = core.clone();
         let t = thread::spawn(move || c1.release(probe));
-        let other = core.acquire(&p, || 0).0;
+        let other = core.acquire(&p, || Tick::exact(0)).0;
         t.join().unwrap();
         let (state, _, inflight) = core.raw();
         assert_eq!(state, State::HalfOpen);
@@ -151,7 +157,10 @@ fn loom_cancelled_probe_returns_its_slot() {
             }
             Err(_) => assert_eq!(inflight, 0),
         }
-        assert!(core.acquire(&p, || 0).0.is_ok(), "never stuck half-open");
+        assert!(
+            core.acquire(&p, || Tick::exact(0)).0.is_ok(),
+            "never stuck half-open"
+        );
     });
 }
 
@@ -161,11 +170,12 @@ fn loom_probe_success_and_failure_decide_once() {
         let p = policy(1, 2);
         let core = Arc::new(core(Window::None));
         trip(&core, &p);
-        let a = core.acquire(&p, || 0).0.unwrap();
-        let b = core.acquire(&p, || 0).0.unwrap();
+        let a = core.acquire(&p, || Tick::exact(0)).0.unwrap();
+        let b = core.acquire(&p, || Tick::exact(0)).0.unwrap();
         let c1 = core.clone();
-        let t = thread::spawn(move || c1.record(&p, a, Verdict::Success, || None, || 0));
-        let failed = core.record(&p, b, Verdict::Failure, || None, || 0);
+        let t =
+            thread::spawn(move || c1.record(&p, a, Verdict::Success, || None, || Tick::exact(0)));
+        let failed = core.record(&p, b, Verdict::Failure, || None, || Tick::exact(0));
         let succeeded = t.join().unwrap();
         // Exactly one of them changed the state; the other was stale.
         assert!(failed.is_some() != succeeded.is_some());
@@ -186,11 +196,11 @@ fn loom_stale_probe_cancel_after_reopen_is_ignored() {
         let p = policy(1, 2);
         let core = Arc::new(core(Window::None));
         trip(&core, &p);
-        let a = core.acquire(&p, || 0).0.unwrap();
-        let b = core.acquire(&p, || 0).0.unwrap();
+        let a = core.acquire(&p, || Tick::exact(0)).0.unwrap();
+        let b = core.acquire(&p, || Tick::exact(0)).0.unwrap();
         let c1 = core.clone();
         let t = thread::spawn(move || c1.release(b));
-        let change = core.record(&p, a, Verdict::Failure, || None, || 0);
+        let change = core.record(&p, a, Verdict::Failure, || None, || Tick::exact(0));
         t.join().unwrap();
         assert_eq!(change.map(|c| c.to), Some(State::Open));
         assert_eq!(core.state(), State::Open);

@@ -101,7 +101,7 @@ impl Shared {
     /// Asks slot `slot` to admit a call.
     #[inline]
     pub(crate) fn admit(&self, slot: usize) -> Result<Permit, BreakerOpen> {
-        let (result, change) = self.slots[slot].acquire(&self.policy, || self.ticker.now_ms());
+        let (result, change) = self.slots[slot].acquire(&self.policy, || self.ticker.now());
         if let Some(change) = change {
             self.emit(slot, change);
         }
@@ -125,7 +125,7 @@ impl Shared {
         };
         counter.fetch_add(1, StdOrdering::Relaxed);
         let change =
-            self.slots[slot].record(&self.policy, permit, verdict, hint, || self.ticker.now_ms());
+            self.slots[slot].record(&self.policy, permit, verdict, hint, || self.ticker.now());
         if let Some(change) = change {
             self.emit(slot, change);
         }
@@ -166,7 +166,7 @@ impl Shared {
     }
 
     pub(crate) fn until_probe(&self, slot: usize) -> Option<Duration> {
-        self.slots[slot].until_probe(|| self.ticker.now_ms())
+        self.slots[slot].until_probe(|| self.ticker.now())
     }
 
     pub(crate) fn subscribe(&self, f: Listener) -> u64 {

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use resile_backoff::Backoff;
 
+use crate::clock::Tick;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use crate::window::{CountWindow, TimeWindow};
 
@@ -322,12 +323,12 @@ impl Core {
         }
     }
 
-    /// Asks to make a call. `now` (ms) is read only when the breaker is open.
+    /// Asks to make a call. `now` is read only when the breaker is open.
     #[inline]
     pub(crate) fn acquire(
         &self,
         policy: &Policy,
-        now: impl Fn() -> u64,
+        now: impl Fn() -> Tick,
     ) -> (Result<Permit, Refusal>, Option<Change>) {
         let mut w = self.word.load(Ordering::Acquire);
         loop {
@@ -352,7 +353,7 @@ impl Core {
                 }
                 FORCED_OPEN => return (Err(Refusal { until_probe: None }), None),
                 OPEN => {
-                    let t = now();
+                    let t = now().floor;
                     let deadline = payload(w);
                     if t < deadline {
                         return (
@@ -426,7 +427,7 @@ impl Core {
         permit: Permit,
         verdict: Verdict,
         hint: impl FnOnce() -> Option<Duration>,
-        now: impl Fn() -> u64,
+        now: impl Fn() -> Tick,
     ) -> Option<Change> {
         match permit.kind {
             PermitKind::Disabled => None,
@@ -473,7 +474,7 @@ impl Core {
         permit_epoch: u32,
         failure: bool,
         hint: impl FnOnce() -> Option<Duration>,
-        now: impl Fn() -> u64,
+        now: impl Fn() -> Tick,
     ) -> Option<Change> {
         let mut w = self.word.load(Ordering::Acquire);
         if kind(w) != CLOSED || epoch(w) != permit_epoch {
@@ -526,7 +527,7 @@ impl Core {
                 let counts = match &self.window {
                     Window::None => return None,
                     Window::Count(win) => win.record(failure),
-                    Window::Time(win) => win.record(failure, now()),
+                    Window::Time(win) => win.record(failure, now().floor),
                 };
                 if counts.calls < min_calls.max(1)
                     || u128::from(counts.failures) * 1_000_000
@@ -557,14 +558,14 @@ impl Core {
         w: u64,
         from: State,
         hint: Option<Duration>,
-        now: &impl Fn() -> u64,
+        now: &impl Fn() -> Tick,
     ) -> Result<Change, u64> {
         let mut backoff = lock(&self.backoff);
         let mut open_for = backoff.peek();
         if let Some(h) = hint {
             open_for = open_for.max(h.min(policy.max_hint));
         }
-        let deadline = now().saturating_add(ceil_ms(open_for));
+        let deadline = now().ceil.saturating_add(ceil_ms(open_for));
         let nw = pack(OPEN, next_epoch(w), deadline);
         match self
             .word
@@ -625,7 +626,7 @@ impl Core {
         policy: &Policy,
         permit_epoch: u32,
         hint: impl FnOnce() -> Option<Duration>,
-        now: impl Fn() -> u64,
+        now: impl Fn() -> Tick,
     ) -> Option<Change> {
         let mut hint = LazyHint::new(hint);
         let mut w = self.word.load(Ordering::Acquire);
@@ -680,11 +681,13 @@ impl Core {
     }
 
     /// Time until the breaker lets a probe through (zero unless open; `None` if forced open).
-    pub(crate) fn until_probe(&self, now: impl Fn() -> u64) -> Option<Duration> {
+    pub(crate) fn until_probe(&self, now: impl Fn() -> Tick) -> Option<Duration> {
         let w = self.word.load(Ordering::Acquire);
         match kind(w) {
             FORCED_OPEN => None,
-            OPEN => Some(Duration::from_millis(payload(w).saturating_sub(now()))),
+            OPEN => Some(Duration::from_millis(
+                payload(w).saturating_sub(now().floor),
+            )),
             _ => Some(Duration::ZERO),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use resile_backoff::Backoff;
 
+use crate::clock::Tick;
 use crate::state::{
     ceil_ms, Change, Core, Permit, PermitKind, Policy, Refusal, State, Trip, Verdict, Window,
 };
@@ -125,8 +126,9 @@ impl Model {
         self.time.clear();
     }
 
-    fn acquire(&mut self, now: u64) -> (Result<Permit, Refusal>, Option<Change>) {
+    fn acquire(&mut self, tick: Tick) -> (Result<Permit, Refusal>, Option<Change>) {
         let permit = |epoch, kind| Permit { epoch, kind };
+        let now = tick.floor;
         match self.state {
             State::Closed => (Ok(permit(self.epoch, PermitKind::Closed)), None),
             State::Disabled => (Ok(permit(self.epoch, PermitKind::Disabled)), None),
@@ -155,14 +157,14 @@ impl Model {
         }
     }
 
-    fn open(&mut self, now: u64, hint: Option<Duration>) -> Option<Change> {
+    fn open(&mut self, tick: Tick, hint: Option<Duration>) -> Option<Change> {
         self.opened += 1;
         let mut d = Duration::from_millis(self.cfg.base_ms * self.opened.min(4));
         if let Some(h) = hint {
             d = d.max(h.min(self.cfg.policy.max_hint));
         }
         let mut change = self.go(State::Open);
-        self.deadline = now + ceil_ms(d);
+        self.deadline = tick.ceil + ceil_ms(d);
         self.clear_window();
         if let Some(c) = change.as_mut() {
             c.open_for = Some(d);
@@ -170,7 +172,8 @@ impl Model {
         change
     }
 
-    fn window_counts(&mut self, failure: bool, now: u64) -> (u64, u64) {
+    fn window_counts(&mut self, failure: bool, tick: Tick) -> (u64, u64) {
+        let now = tick.floor;
         match self.cfg.window {
             WindowKind::None => (0, 0),
             WindowKind::Count(n) => {
@@ -200,7 +203,7 @@ impl Model {
         p: Permit,
         v: Verdict,
         hint: Option<Duration>,
-        now: u64,
+        now: Tick,
     ) -> Option<Change> {
         match p.kind {
             PermitKind::Disabled => None,
@@ -302,7 +305,7 @@ fn op() -> impl Strategy<Value = Op> {
         20 => (any::<usize>(), verdict, prop::option::weighted(0.2, 0u64..5_000))
             .prop_map(|(pick, verdict, hint_ms)| Op::Complete { pick, verdict, hint_ms }),
         4 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
-        8 => (0u64..1_500).prop_map(Op::Advance),
+        8 => (0u64..1_500_000).prop_map(Op::Advance),
         1 => Just(Op::ForceOpen),
         1 => Just(Op::Disable),
         1 => Just(Op::Reset),
@@ -351,13 +354,15 @@ proptest! {
     fn core_matches_the_reference_model(cfg in config(), ops in prop::collection::vec(op(), 1..200)) {
         let core = core_for(&cfg);
         let mut model = Model::new(cfg);
-        let mut now = 0u64;
+        // Time in microseconds: clock readings fall between milliseconds.
+        let mut now_us = 0u64;
+        let tick = |us: u64| Tick { floor: us / 1000, ceil: us.div_ceil(1000) };
         let mut held: Vec<Permit> = Vec::new();
         for op in ops {
             match op {
                 Op::Acquire => {
-                    let got = core.acquire(&cfg.policy, || now);
-                    let want = model.acquire(now);
+                    let got = core.acquire(&cfg.policy, || tick(now_us));
+                    let want = model.acquire(tick(now_us));
                     prop_assert_eq!(got, want);
                     if let Ok(p) = got.0 {
                         held.push(p);
@@ -366,8 +371,8 @@ proptest! {
                 Op::Complete { pick, verdict, hint_ms } if !held.is_empty() => {
                     let p = held.swap_remove(pick % held.len());
                     let hint = hint_ms.map(Duration::from_millis);
-                    let got = core.record(&cfg.policy, p, verdict, || hint, || now);
-                    let want = model.record(p, verdict, hint, now);
+                    let got = core.record(&cfg.policy, p, verdict, || hint, || tick(now_us));
+                    let want = model.record(p, verdict, hint, tick(now_us));
                     prop_assert_eq!(got, want);
                 }
                 Op::Cancel { pick } if !held.is_empty() => {
@@ -376,7 +381,7 @@ proptest! {
                     model.release(p);
                 }
                 Op::Complete { .. } | Op::Cancel { .. } => {}
-                Op::Advance(ms) => now += ms,
+                Op::Advance(us) => now_us += us,
                 Op::ForceOpen => prop_assert_eq!(core.force_open(), model.set(State::ForcedOpen)),
                 Op::Disable => prop_assert_eq!(core.disable(), model.set(State::Disabled)),
                 Op::Reset => prop_assert_eq!(core.reset(), model.set(State::Closed)),
@@ -393,10 +398,10 @@ proptest! {
                 };
                 prop_assert_eq!((c.calls, c.failures), (calls, failures));
             }
-            let until = core.until_probe(|| now);
+            let until = core.until_probe(|| tick(now_us));
             let want = match model.state {
                 State::ForcedOpen => None,
-                State::Open => Some(Duration::from_millis(model.deadline.saturating_sub(now))),
+                State::Open => Some(Duration::from_millis(model.deadline.saturating_sub(now_us / 1000))),
                 _ => Some(Duration::ZERO),
             };
             prop_assert_eq!(until, want);
@@ -442,10 +447,12 @@ fn stress_exactly_one_trip_per_round() {
                     barrier.wait();
                     // Every thread admits calls in the same closed period, then they all fail.
                     let permits: Vec<_> = (0..3)
-                        .filter_map(|_| core.acquire(&policy, || 0).0.ok())
+                        .filter_map(|_| core.acquire(&policy, || Tick::exact(0)).0.ok())
                         .collect();
                     for p in permits {
-                        if let Some(c) = core.record(&policy, p, Verdict::Failure, || None, || 0) {
+                        if let Some(c) =
+                            core.record(&policy, p, Verdict::Failure, || None, || Tick::exact(0))
+                        {
                             assert_eq!((c.from, c.to), (State::Closed, State::Open));
                             opens.fetch_add(1, Ordering::SeqCst);
                         }
@@ -473,8 +480,8 @@ fn stress_half_open_permits_are_never_lost() {
     let policy = consecutive(1, PROBES);
     let core = Arc::new(zero_backoff_core());
     // Trip it: open with a zero open period, so the next acquire goes half-open.
-    let p = core.acquire(&policy, || 0).0.unwrap();
-    core.record(&policy, p, Verdict::Failure, || None, || 0)
+    let p = core.acquire(&policy, || Tick::exact(0)).0.unwrap();
+    core.record(&policy, p, Verdict::Failure, || None, || Tick::exact(0))
         .unwrap();
     let held = Arc::new(AtomicU64::new(0));
     let max_held = Arc::new(AtomicU64::new(0));
@@ -484,7 +491,7 @@ fn stress_half_open_permits_are_never_lost() {
             std::thread::spawn(move || {
                 let mut rng = fastrand_like(t as u64 + 1);
                 for _ in 0..20_000 {
-                    if let (Ok(p), _) = core.acquire(&policy, || 0) {
+                    if let (Ok(p), _) = core.acquire(&policy, || Tick::exact(0)) {
                         assert_eq!(p.kind, PermitKind::Probe);
                         let n = held.fetch_add(1, Ordering::SeqCst) + 1;
                         max_held.fetch_max(n, Ordering::SeqCst);
@@ -494,7 +501,7 @@ fn stress_half_open_permits_are_never_lost() {
                         if rng().is_multiple_of(2) {
                             core.release(p);
                         } else {
-                            core.record(&policy, p, Verdict::Neutral, || None, || 0);
+                            core.record(&policy, p, Verdict::Neutral, || None, || Tick::exact(0));
                         }
                     }
                 }
@@ -522,13 +529,13 @@ fn stress_close_and_reopen_race_reports_one_transition() {
     };
     for round in 0..300 {
         let core = Arc::new(zero_backoff_core());
-        let p = core.acquire(&policy, || 0).0.unwrap();
-        core.record(&policy, p, Verdict::Failure, || None, || 0)
+        let p = core.acquire(&policy, || Tick::exact(0)).0.unwrap();
+        core.record(&policy, p, Verdict::Failure, || None, || Tick::exact(0))
             .unwrap();
-        let first = core.acquire(&policy, || 0).0.unwrap();
+        let first = core.acquire(&policy, || Tick::exact(0)).0.unwrap();
         let mut permits = vec![first];
         for _ in 1..THREADS {
-            permits.push(core.acquire(&policy, || 0).0.unwrap());
+            permits.push(core.acquire(&policy, || Tick::exact(0)).0.unwrap());
         }
         let changes = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(Barrier::new(THREADS));
@@ -544,7 +551,10 @@ fn stress_close_and_reopen_race_reports_one_transition() {
                     } else {
                         Verdict::Failure
                     };
-                    if core.record(&policy, p, v, || None, || 0).is_some() {
+                    if core
+                        .record(&policy, p, v, || None, || Tick::exact(0))
+                        .is_some()
+                    {
                         changes.fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -589,11 +599,14 @@ fn open_deadline_saturates() {
         Box::new(resile_backoff::Constant::new(Duration::MAX).no_max_retries()),
         Duration::MAX,
     );
-    let p = core.acquire(&policy, || 1_000).0.unwrap();
+    let p = core.acquire(&policy, || Tick::exact(1_000)).0.unwrap();
     let c = core
-        .record(&policy, p, Verdict::Failure, || None, || 1_000)
+        .record(&policy, p, Verdict::Failure, || None, || Tick::exact(1_000))
         .unwrap();
     assert_eq!(c.to, State::Open);
     // The deadline saturates (34 years after the clock's origin): no overflow, still open.
-    assert!(core.acquire(&policy, || 1_000_000_000).0.is_err());
+    assert!(core
+        .acquire(&policy, || Tick::exact(1_000_000_000))
+        .0
+        .is_err());
 }
