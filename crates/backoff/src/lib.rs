@@ -86,7 +86,7 @@ pub use constant::Constant;
 pub use error::BuildError;
 pub use exponential::{Exponential, ExponentialBuilder, Jitter};
 #[cfg(feature = "tokio")]
-pub use retry::{retry, Retry};
+pub use retry::{retry, NoNotify, Retry, RetryAnyError};
 
 /// A source of retry delays.
 ///

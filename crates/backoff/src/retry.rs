@@ -60,10 +60,7 @@ use crate::Backoff;
 /// assert_eq!(result.unwrap(), 3);
 /// # }
 /// ```
-pub fn retry<B, F, Fut, T, E>(
-    backoff: B,
-    op: F,
-) -> Retry<B, F, Fut, fn(&E) -> bool, fn(&E, Duration)>
+pub fn retry<B, F, Fut, T, E>(backoff: B, op: F) -> Retry<B, F, Fut, RetryAnyError<E>, NoNotify<E>>
 where
     B: Backoff,
     F: FnMut() -> Fut,
@@ -77,6 +74,12 @@ where
         state: State::Idle,
     }
 }
+
+/// The predicate of a [`Retry`] without [`when`](Retry::when): every error is retryable.
+pub type RetryAnyError<E> = fn(&E) -> bool;
+
+/// The hook of a [`Retry`] without [`notify`](Retry::notify): does nothing.
+pub type NoNotify<E> = fn(&E, Duration);
 
 fn retry_any<E>(_: &E) -> bool {
     true
