@@ -5,7 +5,7 @@
 //! up. It is a plain value: no runtime, no clock, no sleep future, no allocation. The caller
 //! decides what to do with a delay, for instance take the larger of it and a server's
 //! `Retry-After`, or drop the retry when the delay would pass a deadline. With the `tokio`
-//! feature, [`retry()`] runs the whole loop for an async operation.
+//! feature, `retry()` runs the whole loop for an async operation.
 //!
 //! - [`Exponential`]: `initial × multiplier^n`, randomised by a [`Jitter`], capped at
 //!   `max_delay`, built and checked by [`Exponential::builder`];
@@ -72,7 +72,7 @@
 //!
 //! # Features
 //!
-//! - `tokio`: [`retry()`] and [`Retry`], an async retry loop on tokio's timer.
+//! - `tokio`: `retry()` and `Retry`, an async retry loop on tokio's timer.
 
 use std::time::Duration;
 
