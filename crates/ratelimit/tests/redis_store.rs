@@ -110,8 +110,11 @@ async fn matches_the_memory_store_decision_by_decision() {
             .build();
         // T = 1 h + 1 ns: not a whole number of microseconds, so any rounding in the script
         // would show.
-        let quota = Quota::new(nz(8), Duration::from_secs(8 * 3600) + Duration::from_nanos(8))
-            .unwrap();
+        let quota = Quota::new(
+            nz(8),
+            Duration::from_secs(8 * 3600) + Duration::from_nanos(8),
+        )
+        .unwrap();
         let t = quota.emission_interval();
         assert_eq!(t.as_nanos(), 3_600_000_000_001);
         let weighted = quota.with_burst(nz(3)).unwrap();
@@ -169,7 +172,10 @@ async fn matches_the_memory_store_decision_by_decision() {
         }
         assert!(decisions > 200, "only {decisions} decisions compared");
         // The sequence exercised every branch: plain admissions, refusals, reservations that wait.
-        assert!(refused > 20 && waiting > 20, "refused {refused}, waiting {waiting}");
+        assert!(
+            refused > 20 && waiting > 20,
+            "refused {refused}, waiting {waiting}"
+        );
         assert_eq!(store.metrics().errors, 0);
     })
     .await;
