@@ -3,13 +3,14 @@
 //! A [`Clock`] returns nanoseconds since its own epoch (the moment it was created), monotonic and
 //! non-decreasing. Every store owns one clock; all TATs it keeps are in that clock's nanoseconds.
 //!
-//! - [`QuantaClock`] ([`DefaultClock`]): the CPU's invariant time-stamp counter through
+//! - [`QuantaClock`] ([`DefaultClock`]) reads the CPU's invariant time-stamp counter through
 //!   [`quanta`], scaled to nanoseconds; it falls back to the OS monotonic clock where no usable
 //!   counter exists. The default of the in-memory limiters.
-//! - [`MonotonicClock`]: `std::time::Instant`.
-//! - [`TokioClock`]: `tokio::time::Instant`, which follows tokio's paused test clock. The
-//!   client layer uses it by default, so that pacing and its sleeps share one timeline.
-//! - [`ManualClock`]: moved by hand, for tests and simulations.
+//! - [`MonotonicClock`] reads `std::time::Instant`.
+//! - [`TokioClock`] reads `tokio::time::Instant`, which follows tokio's paused test clock: give
+//!   it to the client layer in tests that pause time, so that pacing and its sleeps share one
+//!   timeline.
+//! - [`ManualClock`] is moved by hand, for tests and simulations.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,28 +1,4 @@
 //! Many keys: the keyed store and limiter, with memory bounded by design.
-//!
-//! # Memory
-//!
-//! A key whose TAT is not after `now` has a full bucket: it is indistinguishable from a key never
-//! seen, so it carries no information and can be dropped. The store does so by itself:
-//!
-//! - keys live in `shards` hash tables, each behind a reader-writer lock that only *inserting* a
-//!   new key takes for writing; deciding for a known key takes the read lock and does one CAS on
-//!   the key's `AtomicU64`;
-//! - when a shard grows to its sweep threshold, the insert that reaches it first drops every idle
-//!   key of that shard, and the threshold becomes twice the keys that survived (at least
-//!   [`KeyedStoreBuilder::min_sweep`]). A sweep of `m` entries thus follows at least `m/2`
-//!   inserts: O(1) amortized per insert, and a shard never holds more than about twice the keys
-//!   active within the last window (`burst × T`) plus the minimum;
-//! - an optional cap ([`KeyedStoreBuilder::max_keys`]) bounds the total even under a flood of
-//!   distinct active keys: a *new* key arriving at a full shard (after a sweep) is refused, with a
-//!   `retry_after` telling when the shard's first key expires. Known keys are never affected.
-//!
-//! No background task and no user-run `retain_recent` are needed. [`KeyedStore::len`] is the
-//! number of entries currently held.
-//!
-//! Dropping an idle key is exact: a key re-created in a shard starts at the latest instant that
-//! shard swept up to, so no sequence of sweeps and re-inserts lets more through than one
-//! uninterrupted GCRA would.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -62,8 +38,31 @@ struct Shard<K> {
 
 /// The in-memory state of many rate-limited keys: sharded hash tables of `AtomicU64` TATs.
 ///
-/// Implements [`Store<K>`](Store). See the [module docs](self) for how memory stays bounded.
-/// Built with [`KeyedStore::new`] or [`KeyedStore::builder`].
+/// Implements [`Store<K>`](Store). Built with [`KeyedStore::new`] or [`KeyedStore::builder`].
+///
+/// # Memory
+///
+/// A key whose TAT is not after `now` has a full bucket: it is indistinguishable from a key never
+/// seen, so it carries no information and can be dropped. The store does so by itself:
+///
+/// - keys live in `shards` hash tables, each behind a reader-writer lock that only *inserting* a
+///   new key takes for writing; deciding for a known key takes the read lock and does one CAS on
+///   the key's `AtomicU64`;
+/// - when a shard grows to its sweep threshold, the insert that reaches it first drops every idle
+///   key of that shard, and the threshold becomes twice the keys that survived (at least
+///   [`KeyedStoreBuilder::min_sweep`]). A sweep of `m` entries thus follows at least `m/2`
+///   inserts: O(1) amortized per insert, and a shard never holds more than about twice the keys
+///   active within the last window (`burst × T`) plus the minimum;
+/// - an optional cap ([`KeyedStoreBuilder::max_keys`]) bounds the total even under a flood of
+///   distinct active keys: a *new* key arriving at a full shard (after a sweep) is refused, with a
+///   `retry_after` telling when the shard's first key expires. Known keys are never affected.
+///
+/// No background task and no user-run `retain_recent` are needed. [`KeyedStore::len`] is the
+/// number of entries currently held.
+///
+/// Dropping an idle key is exact: a key re-created in a shard starts at the latest instant that
+/// shard swept up to, so no sequence of sweeps and re-inserts lets more through than one
+/// uninterrupted GCRA would.
 pub struct KeyedStore<K, C = DefaultClock, S = RandomState> {
     shards: Box<[Padded<RwLock<Shard<K>>>]>,
     shift: u32,
