@@ -16,10 +16,19 @@ pub(crate) const MIN_SECS: i64 = days_from_civil(0, 1, 1) * SECS_PER_DAY;
 /// Seconds from the Unix epoch to 9999-12-31T23:59:59Z, the latest instant an HTTP-date names.
 pub(crate) const MAX_SECS: i64 = days_from_civil(9999, 12, 31) * SECS_PER_DAY + SECS_PER_DAY - 1;
 
-/// Day names, index 0 = Sunday (the weekday numbering of [`weekday`]).
+/// Day names, index 0 = Sunday.
 const DAY_NAMES: [[u8; 3]; 7] = [
     *b"Sun", *b"Mon", *b"Tue", *b"Wed", *b"Thu", *b"Fri", *b"Sat",
 ];
+const DAY_NAMES_PACKED: [u32; 7] = {
+    let mut packed = [0; 7];
+    let mut i = 0;
+    while i < 7 {
+        packed[i] = pack3(DAY_NAMES[i]);
+        i += 1;
+    }
+    packed
+};
 const MONTH_NAMES: [[u8; 3]; 12] = [
     *b"Jan", *b"Feb", *b"Mar", *b"Apr", *b"May", *b"Jun", *b"Jul", *b"Aug", *b"Sep", *b"Oct",
     *b"Nov", *b"Dec",
@@ -42,6 +51,21 @@ pub(crate) const fn days_from_civil(y: u32, m: u32, d: u32) -> i64 {
     (era as i64 - 1) * 146_097 + doe as i64 - 719_468
 }
 
+/// [`days_from_civil`] and the day of the week (0 = Sunday), the latter from the day of the
+/// 400-year era: an era is 146 097 days, a whole number of weeks, so no signed division is needed.
+#[inline]
+const fn days_and_weekday(y: u32, m: u32, d: u32) -> (i64, u32) {
+    let y = y + 400 - (m <= 2) as u32;
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    // Day `doe` of an era is the weekday of 0000-03-01 (a Wednesday, 3) plus `doe`.
+    let days = (era as i64 - 1) * 146_097 + doe as i64 - 719_468;
+    (days, (doe + 3) % 7)
+}
+
 /// The civil date (year, month 1..=12, day 1..=31) of a day count from 1970-01-01; any `i64`
 /// that is a day count of a representable second (`|z| <= i64::MAX / 86400`).
 #[inline]
@@ -58,24 +82,19 @@ pub(crate) const fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Day of the week of a day count from 1970-01-01: 0 = Sunday .. 6 = Saturday.
-#[inline]
-pub(crate) const fn weekday(days: i64) -> u32 {
-    // 1970-01-01 was a Thursday.
-    (days + 4).rem_euclid(7) as u32
-}
-
 #[inline]
 const fn is_leap(y: u32) -> bool {
     y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
 }
 
+/// Days in month `m` (1..=12) of year `y`.
 #[inline]
 const fn days_in_month(y: u32, m: u32) -> u32 {
-    match m {
-        2 => 28 + is_leap(y) as u32,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    if m == 2 {
+        28 + is_leap(y) as u32
+    } else {
+        // Bit m set for the 31-day months: 1, 3, 5, 7, 8, 10, 12.
+        30 + ((0b1_0101_1010_1010 >> m) & 1)
     }
 }
 
@@ -106,7 +125,7 @@ pub(crate) fn system_time(secs: i64) -> Option<SystemTime> {
 }
 
 /// The fields of a date as written, before calendar validation.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fields {
     year: u32,
     month: u32,
@@ -114,25 +133,26 @@ struct Fields {
     hour: u32,
     minute: u32,
     second: u32,
-    /// The day name as written: 0 = Sunday .. 6 = Saturday.
-    weekday: u32,
+    /// The three-letter day name as written, packed by [`pack3`] (RFC 850's full name is checked
+    /// by the parser and stands here as its first three letters).
+    day_name: u32,
 }
 
 impl Fields {
     /// Validates the calendar date, the time of day and the day name; seconds from the epoch.
     #[inline]
     fn to_unix_secs(self) -> Result<i64, Kind> {
-        if self.day == 0
-            || self.day > days_in_month(self.year, self.month)
-            || self.hour > 23
-            || self.minute > 59
-            // 60: a leap second (RFC 5322 §3.3 allows 00-60); it means the next minute's :00.
-            || self.second > 60
-        {
+        // One branch for all ranges. Day 0 wraps around to u32::MAX and fails too. Second 60 is
+        // a leap second (RFC 5322 §3.3 allows 00-60): it means the next minute's :00.
+        let out_of_range = (self.day.wrapping_sub(1) >= days_in_month(self.year, self.month))
+            | (self.hour > 23)
+            | (self.minute > 59)
+            | (self.second > 60);
+        if out_of_range {
             return Err(Kind::InvalidCalendarDate);
         }
-        let days = days_from_civil(self.year, self.month, self.day);
-        if weekday(days) != self.weekday {
+        let (days, weekday) = days_and_weekday(self.year, self.month, self.day);
+        if DAY_NAMES_PACKED[weekday as usize] != self.day_name {
             return Err(Kind::WeekdayMismatch);
         }
         let secs = days * SECS_PER_DAY + (self.hour * 3600 + self.minute * 60 + self.second) as i64;
@@ -172,54 +192,94 @@ fn four_digits(s: [u8; 4]) -> Option<u32> {
     }
 }
 
+/// Three bytes packed into the low 24 bits of a `u32`.
+#[inline(always)]
+const fn pack3(n: [u8; 3]) -> u32 {
+    n[0] as u32 | (n[1] as u32) << 8 | (n[2] as u32) << 16
+}
+
+/// A perfect-hash table of three-letter names: one load and one compare per lookup, no chain of
+/// string comparisons. Each slot holds a name (low 24 bits) and its value (high 8 bits). An unused
+/// slot holds the first name, which hashes to another slot and so can never match there.
+const fn name_table<const N: usize, const S: usize>(
+    names: [[u8; 3]; N],
+    first_value: u32,
+    hashes: [usize; N],
+) -> [u32; S] {
+    let mut table = [pack3(names[0]) | first_value << 24; S];
+    let mut used = [false; S];
+    let mut i = 0;
+    while i < N {
+        let h = hashes[i];
+        // A collision would be a compile-time error (const evaluation), never a runtime panic.
+        assert!(!used[h], "hash collision");
+        used[h] = true;
+        table[h] = pack3(names[i]) | (first_value + i as u32) << 24;
+        i += 1;
+    }
+    table
+}
+
+#[inline(always)]
+const fn lookup<const S: usize>(table: &[u32; S], name: [u8; 3], h: usize) -> Option<u32> {
+    let entry = table[h];
+    if entry & 0x00ff_ffff == pack3(name) {
+        Some(entry >> 24)
+    } else {
+        None
+    }
+}
+
+const fn month_hash(n: [u8; 3]) -> usize {
+    (((n[0] as usize) << 3) + n[1] as usize + n[2] as usize) >> 1 & 15
+}
+
+const fn weekday_hash(n: [u8; 3]) -> usize {
+    (n[0] as usize + n[1] as usize + ((n[2] as usize) << 3)) >> 2 & 7
+}
+
+const MONTH_TABLE: [u32; 16] = {
+    let mut hashes = [0; 12];
+    let mut i = 0;
+    while i < 12 {
+        hashes[i] = month_hash(MONTH_NAMES[i]);
+        i += 1;
+    }
+    name_table(MONTH_NAMES, 1, hashes)
+};
+
+const WEEKDAY_TABLE: [u32; 8] = {
+    let mut hashes = [0; 7];
+    let mut i = 0;
+    while i < 7 {
+        hashes[i] = weekday_hash(DAY_NAMES[i]);
+        i += 1;
+    }
+    name_table(DAY_NAMES, 0, hashes)
+};
+
 /// Month 1..=12 from its three-letter name (case-sensitive).
 #[inline(always)]
 fn month(name: [u8; 3]) -> Option<u32> {
-    Some(match &name {
-        b"Jan" => 1,
-        b"Feb" => 2,
-        b"Mar" => 3,
-        b"Apr" => 4,
-        b"May" => 5,
-        b"Jun" => 6,
-        b"Jul" => 7,
-        b"Aug" => 8,
-        b"Sep" => 9,
-        b"Oct" => 10,
-        b"Nov" => 11,
-        b"Dec" => 12,
-        _ => return None,
-    })
+    lookup(&MONTH_TABLE, name, month_hash(name))
 }
 
 /// Weekday 0 = Sunday .. 6 from its three-letter name (case-sensitive).
 #[inline(always)]
 fn short_weekday(name: [u8; 3]) -> Option<u32> {
-    Some(match &name {
-        b"Sun" => 0,
-        b"Mon" => 1,
-        b"Tue" => 2,
-        b"Wed" => 3,
-        b"Thu" => 4,
-        b"Fri" => 5,
-        b"Sat" => 6,
-        _ => return None,
-    })
+    lookup(&WEEKDAY_TABLE, name, weekday_hash(name))
 }
 
-/// Weekday from its full name (RFC 850's day-name-l), case-sensitive.
-fn long_weekday(name: &[u8]) -> Option<u32> {
-    Some(match name {
-        b"Sunday" => 0,
-        b"Monday" => 1,
-        b"Tuesday" => 2,
-        b"Wednesday" => 3,
-        b"Thursday" => 4,
-        b"Friday" => 5,
-        b"Saturday" => 6,
-        _ => return None,
-    })
-}
+/// Full day names (RFC 850's day-name-l), index 0 = Sunday.
+const LONG_DAY_NAMES: [&[u8]; 7] = [
+    b"Sunday",
+    b"Monday",
+    b"Tuesday",
+    b"Wednesday",
+    b"Thursday",
+    b"Friday",
+    b"Saturday",
+];
 
 /// `HH:MM:SS` → (hour, minute, second), ranges not yet checked.
 #[inline(always)]
@@ -251,9 +311,134 @@ fn zone(rest: &[u8]) -> Result<(), Kind> {
     }
 }
 
+/// A mask of the given byte positions of a little-endian `u64`.
+const fn byte_mask(positions: &[u32]) -> u64 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < positions.len() {
+        mask |= 0xff << (8 * positions[i]);
+        i += 1;
+    }
+    mask
+}
+
+/// `bytes` spread over the byte positions of a little-endian `u64`, from `first` on.
+const fn bytes_at(first: u32, bytes: &[u8]) -> u64 {
+    let mut word = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        word |= (bytes[i] as u64) << (8 * (first + i as u32));
+        i += 1;
+    }
+    word
+}
+
+/// The bits that are wrong if the bytes of `word` under `mask` are not all ASCII digits: zero
+/// iff every such byte is a digit. No branch per byte.
+///
+/// A byte is a digit iff its high nibble is 3 and adding 6 keeps it 3 (0x3A..0x3F become 0x4_).
+/// Adding 6 to a byte >= 0xFA carries into the next byte, but such a byte already fails the first
+/// test, so the answer stays right.
+#[inline(always)]
+const fn non_digits(word: u64, mask: u64) -> u64 {
+    let high = 0xf0f0_f0f0_f0f0_f0f0 & mask;
+    let three = 0x3030_3030_3030_3030 & mask;
+    ((word & high) ^ three) | ((word.wrapping_add(0x0606_0606_0606_0606 & mask) & high) ^ three)
+}
+
+/// Byte `i` of a little-endian word.
+#[inline(always)]
+const fn digit_at(word: u64, i: u32) -> u32 {
+    ((word >> (8 * i)) & 0xff) as u32
+}
+
+/// IMF-fixdate of exactly 29 bytes, all fields checked with four 8-byte loads, masks and
+/// no branch per byte. `None` when anything is off: [`imf_fixdate`] then re-parses byte by byte
+/// to tell which error it is.
+#[inline(always)]
+fn imf_fixdate_fast(s: &[u8; 29]) -> Option<Fields> {
+    // "Sun, 06 " | "Nov 1994" | " 08:49:3" | "9:37 GMT" (the last overlaps the third)
+    let load = |at: usize| {
+        u64::from_le_bytes([
+            s[at],
+            s[at + 1],
+            s[at + 2],
+            s[at + 3],
+            s[at + 4],
+            s[at + 5],
+            s[at + 6],
+            s[at + 7],
+        ])
+    };
+    let (w0, w1, w2, w3) = (load(0), load(8), load(16), load(21));
+
+    const SEP0: u64 = byte_mask(&[3, 4, 7]);
+    const SEP1: u64 = byte_mask(&[3]);
+    const SEP2: u64 = byte_mask(&[0, 3, 6]);
+    const SEP3: u64 = byte_mask(&[4, 5, 6, 7]);
+    const LIT0: u64 = bytes_at(3, b", ") | bytes_at(7, b" ");
+    const LIT1: u64 = bytes_at(3, b" ");
+    const LIT2: u64 = bytes_at(0, b" ") | bytes_at(3, b":") | bytes_at(6, b":");
+    const LIT3: u64 = bytes_at(4, b" GMT");
+    const DIG0: u64 = byte_mask(&[5, 6]);
+    const DIG1: u64 = byte_mask(&[4, 5, 6, 7]);
+    const DIG2: u64 = byte_mask(&[1, 2, 4, 5, 7]);
+    const DIG3: u64 = byte_mask(&[3]);
+
+    // Every wrong bit of every field, ORed together: one branch for the whole shape.
+    let wrong = ((w0 & SEP0) ^ LIT0)
+        | ((w1 & SEP1) ^ LIT1)
+        | ((w2 & SEP2) ^ LIT2)
+        | ((w3 & SEP3) ^ LIT3)
+        | non_digits(w0, DIG0)
+        | non_digits(w1, DIG1)
+        | non_digits(w2, DIG2)
+        | non_digits(w3, DIG3);
+    if wrong != 0 {
+        return None;
+    }
+    // The day name is not looked up: it is compared with the name of the computed weekday.
+    let day_name = (w0 & 0x00ff_ffff) as u32;
+    let month = month([s[8], s[9], s[10]])?;
+    // Digit values 0-9 in their bytes, then every byte i becomes 10 * digit i + digit i+1: all
+    // two-digit numbers at once (at most 99 per byte, so no carry between bytes).
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let pairs = |w: u64, digits: u64| {
+        let d = (w ^ ZEROS) & digits;
+        d * 10 + (d >> 8)
+    };
+    let (p0, p1, p2) = (pairs(w0, DIG0), pairs(w1, DIG1), pairs(w2, DIG2));
+    Some(Fields {
+        year: digit_at(p1, 4) * 100 + digit_at(p1, 6),
+        month,
+        day: digit_at(p0, 5),
+        hour: digit_at(p2, 1),
+        minute: digit_at(p2, 4),
+        // Byte 7 of the third word holds 10 * the tens digit (nothing follows it in that word).
+        second: digit_at(p2, 7) + (digit_at(w3, 3) & 0x0f),
+        day_name,
+    })
+}
+
 /// IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`: 29 bytes at fixed positions.
-#[inline]
+#[inline(always)]
 fn imf_fixdate(s: &[u8]) -> Result<i64, Kind> {
+    if let Ok(fixed) = <&[u8; 29]>::try_from(s) {
+        if let Some(fields) = imf_fixdate_fast(fixed) {
+            match fields.to_unix_secs() {
+                // An unknown day name also lands here: let the bytewise parser tell which.
+                Err(Kind::WeekdayMismatch) => {}
+                result => return result,
+            }
+        }
+    }
+    imf_fixdate_bytewise(s)
+}
+
+/// IMF-fixdate parsed byte by byte: the reference the fast path is tested against, and the
+/// path that tells one error from another.
+#[cold]
+fn imf_fixdate_bytewise(s: &[u8]) -> Result<i64, Kind> {
     // The date and time without the zone are 25 bytes; " GMT" must follow.
     if s.len() < 25 {
         return Err(Kind::InvalidDate);
@@ -279,12 +464,13 @@ fn imf_fixdate(s: &[u8]) -> Result<i64, Kind> {
         hour,
         minute,
         second,
-        weekday,
+        day_name: DAY_NAMES_PACKED[weekday as usize],
     }
     .to_unix_secs()
 }
 
 /// asctime, `Sun Nov  6 08:49:37 1994` (or `Sun Nov 06 ...`): 24 bytes, no zone (GMT implied).
+#[inline(never)]
 fn asctime(s: &[u8]) -> Result<i64, Kind> {
     if s.len() != 24 {
         return Err(Kind::InvalidDate);
@@ -314,18 +500,24 @@ fn asctime(s: &[u8]) -> Result<i64, Kind> {
         hour,
         minute,
         second,
-        weekday,
+        day_name: DAY_NAMES_PACKED[weekday as usize],
     }
     .to_unix_secs()
 }
 
 /// RFC 850, `Sunday, 06-Nov-94 08:49:37 GMT`, the two-digit year resolved against `now`.
+///
+/// Kept out of line: it is the rare form, and inlined its registers and stack would burden the
+/// prologue of the common paths.
+#[inline(never)]
 fn rfc850(s: &[u8], now: impl FnOnce() -> SystemTime) -> Result<i64, Kind> {
-    // The day name is 6 to 9 letters, then ", ".
-    let Some(comma) = s.iter().take(10).position(|&b| b == b',') else {
+    // The day name is 6 to 9 letters, then ", "; its first three letters tell which it is.
+    let Some(comma) = (6..=9).find(|&i| s.get(i) == Some(&b',')) else {
         return Err(Kind::InvalidDate);
     };
-    let Some(weekday) = long_weekday(&s[..comma]) else {
+    let Some(weekday) =
+        short_weekday(arr(s, 0)).filter(|&w| LONG_DAY_NAMES[w as usize] == &s[..comma])
+    else {
         return Err(Kind::InvalidDate);
     };
     // ", 06-Nov-94 08:49:37" then the zone.
@@ -354,7 +546,7 @@ fn rfc850(s: &[u8], now: impl FnOnce() -> SystemTime) -> Result<i64, Kind> {
         hour,
         minute,
         second,
-        weekday,
+        day_name: DAY_NAMES_PACKED[weekday as usize],
     }
     .to_unix_secs()
 }
@@ -379,7 +571,7 @@ fn resolve_two_digit_year(
     let (ny, nm, nd) = civil_from_days(days);
     let limit = (ny + 50, nm, nd, sod / 3600, sod / 60 % 60, sod % 60);
     let at = |year: i64| (year, month, day, hour, minute, second);
-    let mut year = ny - ny.rem_euclid(100) + yy as i64;
+    let mut year = ny - ny.rem_euclid(100) + i64::from(yy);
     if at(year) > limit {
         year -= 100;
     } else if at(year + 100) <= limit {
@@ -419,7 +611,15 @@ pub(crate) fn parse_system_time(
 
 /// Strips the spaces and horizontal tabs (HTTP's OWS) around a field value.
 #[inline]
-pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
+    match s {
+        [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows_slow(s),
+        _ => s,
+    }
+}
+
+#[cold]
+fn trim_ows_slow(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
@@ -485,6 +685,12 @@ pub struct FormattedDate {
 }
 
 impl FormattedDate {
+    /// The date as 29 ASCII bytes, e.g. for `http::HeaderValue::from_bytes` (no UTF-8 check).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8; 29] {
+        &self.buf
+    }
+
     /// The date as a 29-byte IMF-fixdate.
     #[inline]
     pub fn as_str(&self) -> &str {
@@ -531,33 +737,60 @@ impl AsRef<str> for FormattedDate {
 /// ```
 pub fn format_http_date(time: SystemTime) -> FormattedDate {
     let secs = unix_secs_floor(time).clamp(MIN_SECS, MAX_SECS);
-    let (days, sod) = (
-        secs.div_euclid(SECS_PER_DAY),
-        secs.rem_euclid(SECS_PER_DAY) as u32,
-    );
-    let (year, month, day) = civil_from_days(days);
-    // Within the clamp, the year is 0..=9999.
-    let year = year as u32;
+    // Seconds since -0400-03-01, the start of a 400-year era before year 0: never negative in the
+    // clamped range, so Hinnant's civil_from_days runs on unsigned integers.
+    const ERA_START: i64 = (719_468 + 146_097) * SECS_PER_DAY;
+    let t = (secs + ERA_START) as u64;
+    let (days, sod) = ((t / 86_400) as u32, (t % 86_400) as u32);
+    let era = days / 146_097;
+    let doe = days - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    // Within the clamp, 0..=9999.
+    let year = yoe + era * 400 + (month <= 2) as u32 - 400;
+    // Day 0 of an era, a March 1st, is a Wednesday: the era is a whole number of weeks.
+    let weekday = (doe + 3) % 7;
     let (hour, minute, second) = (sod / 3600, sod / 60 % 60, sod % 60);
+
     let mut buf = *b"Sun, 00 Jan 0000 00:00:00 GMT";
-    buf[..3].copy_from_slice(&DAY_NAMES[weekday(days) as usize]);
+    buf[..3].copy_from_slice(&DAY_NAMES[weekday as usize]);
     buf[8..11].copy_from_slice(&MONTH_NAMES[(month - 1) as usize]);
-    let put2 = |buf: &mut [u8; 29], at: usize, v: u32| {
-        buf[at] = b'0' + (v / 10) as u8;
-        buf[at + 1] = b'0' + (v % 10) as u8;
-    };
-    put2(&mut buf, 5, day);
-    put2(&mut buf, 12, year / 100);
-    put2(&mut buf, 14, year % 100);
-    put2(&mut buf, 17, hour);
-    put2(&mut buf, 20, minute);
-    put2(&mut buf, 23, second);
+    for (at, v) in [
+        (5, day),
+        (12, year / 100),
+        (14, year % 100),
+        (17, hour),
+        (20, minute),
+        (23, second),
+    ] {
+        buf[at..at + 2].copy_from_slice(&TWO_DIGITS[v as usize]);
+    }
     FormattedDate { buf }
 }
+
+/// "00" to "99".
+const TWO_DIGITS: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Day of the week of a day count from 1970-01-01: 0 = Sunday .. 6 = Saturday.
+    fn weekday(days: i64) -> u32 {
+        // 1970-01-01 was a Thursday.
+        (days + 4).rem_euclid(7) as u32
+    }
 
     /// Days from 1970-01-01 by counting, for checking the closed forms.
     fn naive_days(y: u32, m: u32, d: u32) -> i64 {
@@ -606,6 +839,101 @@ mod tests {
         ] {
             let (_, m, d) = civil_from_days(z);
             assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+        }
+    }
+
+    #[test]
+    fn name_lookups_accept_exactly_the_names() {
+        for (i, name) in MONTH_NAMES.iter().enumerate() {
+            assert_eq!(month(*name), Some(i as u32 + 1));
+        }
+        for (i, name) in DAY_NAMES.iter().enumerate() {
+            assert_eq!(short_weekday(*name), Some(i as u32));
+        }
+        // Every other three-byte value over a wide alphabet is rejected.
+        let alphabet: Vec<u8> = (0u8..=255).step_by(3).chain(b'A'..=b'z').collect();
+        for &a in &alphabet {
+            for &b in &alphabet {
+                for &c in &alphabet {
+                    let n = [a, b, c];
+                    assert_eq!(month(n).is_some(), MONTH_NAMES.contains(&n), "{n:?}");
+                    assert_eq!(short_weekday(n).is_some(), DAY_NAMES.contains(&n), "{n:?}");
+                }
+            }
+        }
+    }
+
+    /// The fast path agrees with the byte-by-byte parser on every single-byte change (all 256
+    /// values at all 29 positions) and every two-byte change of neighbouring positions of a few
+    /// dates, and accepts nothing the byte-by-byte parser rejects.
+    #[test]
+    fn imf_fast_path_agrees_with_the_bytewise_parser() {
+        let check = |b: &[u8; 29]| {
+            if let Some(fields) = imf_fixdate_fast(b) {
+                // The fast path leaves the day name to the weekday check; anything else it
+                // decides, it decides like the bytewise parser.
+                let fast = fields.to_unix_secs();
+                if fast != Err(Kind::WeekdayMismatch) {
+                    assert_eq!(
+                        fast,
+                        imf_fixdate_bytewise(b),
+                        "{:?}",
+                        String::from_utf8_lossy(b)
+                    );
+                }
+            }
+            assert_eq!(
+                imf_fixdate(b),
+                imf_fixdate_bytewise(b),
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+        };
+        for date in [
+            b"Sun, 06 Nov 1994 08:49:37 GMT",
+            b"Tue, 29 Feb 2000 23:59:60 GMT",
+            b"Sat, 01 Jan 0000 00:00:00 GMT",
+            b"Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let mut accepted = 0;
+            for i in 0..29 {
+                for v in 0..=255u8 {
+                    let mut b = *date;
+                    b[i] = v;
+                    check(&b);
+                    accepted += imf_fixdate(&b).is_ok() as u32;
+                    if i + 1 < 29 {
+                        for w in [b'0', b'9', b' ', b':', 0x2f, 0x3a, 0xff, 0xfa] {
+                            b[i + 1] = w;
+                            check(&b);
+                        }
+                    }
+                }
+            }
+            // Some changes keep the date valid (another digit that still makes a real date).
+            assert!(accepted > 29, "{accepted}");
+        }
+    }
+
+    #[test]
+    fn month_lengths() {
+        let lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        for (m, len) in (1..=12).zip(lengths) {
+            assert_eq!(days_in_month(2023, m), len);
+            assert_eq!(days_in_month(2024, m), len + (m == 2) as u32);
+        }
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
+    }
+
+    #[test]
+    fn weekday_from_the_era_matches_the_day_count() {
+        for y in 0..=9999 {
+            for (m, d) in [(1, 1), (2, 28), (3, 1), (12, 31)] {
+                let (days, wd) = days_and_weekday(y, m, d);
+                assert_eq!(days, days_from_civil(y, m, d));
+                assert_eq!(wd, weekday(days), "{y}-{m}-{d}");
+            }
         }
     }
 

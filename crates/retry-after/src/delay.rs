@@ -20,21 +20,43 @@ pub(crate) const MAX_DELAY_SECS: u64 = u32::MAX as u64;
 /// at [`MAX_DELAY`].
 #[inline]
 pub(crate) fn parse_seconds(s: &[u8]) -> Result<u64, Kind> {
+    // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64): no overflow checks.
+    if s.len() <= 19 {
+        let mut v: u64 = 0;
+        for &b in s {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(not_a_digit(b));
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Ok(v.min(MAX_DELAY_SECS));
+    }
+    parse_long_seconds(s)
+}
+
+/// More than 19 digits: every byte still checked, the value saturating (any number of digits,
+/// in one pass, without overflow).
+#[cold]
+fn parse_long_seconds(s: &[u8]) -> Result<u64, Kind> {
     let mut v: u64 = 0;
     for &b in s {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
-            return Err(if b == b'.' {
-                Kind::Fraction
-            } else {
-                Kind::InvalidDelay
-            });
+            return Err(not_a_digit(b));
         }
-        // Saturates at u64::MAX, which the cap below brings down to MAX_DELAY: any number of
-        // digits is read in one pass without overflow.
         v = v.saturating_mul(10).saturating_add(u64::from(d));
     }
     Ok(v.min(MAX_DELAY_SECS))
+}
+
+#[inline]
+fn not_a_digit(b: u8) -> Kind {
+    if b == b'.' {
+        Kind::Fraction
+    } else {
+        Kind::InvalidDelay
+    }
 }
 
 /// Whole seconds in `delay`, rounded UP: what a server puts in `Retry-After` so a client never
@@ -167,5 +189,15 @@ mod tests {
         assert_eq!(parse_seconds(b"18446744073709551616"), Ok(MAX_DELAY_SECS));
         assert_eq!(parse_seconds(&[b'9'; 4096]), Ok(MAX_DELAY_SECS));
         assert_eq!(parse_seconds(b"0000000000000000000000000000007"), Ok(7));
+        // Both sides of the 19-digit fast path.
+        assert_eq!(parse_seconds(b"9999999999999999999"), Ok(MAX_DELAY_SECS));
+        assert_eq!(parse_seconds(b"0000000000000000012"), Ok(12));
+        assert_eq!(parse_seconds(b"00000000000000000012"), Ok(12));
+        assert_eq!(parse_seconds(b"0000000000000000001.5"), Err(Kind::Fraction));
+        assert_eq!(
+            parse_seconds(b"00000000000000000001x"),
+            Err(Kind::InvalidDelay)
+        );
+        assert_eq!(parse_seconds(b"1x"), Err(Kind::InvalidDelay));
     }
 }

@@ -84,7 +84,7 @@ pub enum HintSource {
 /// 2001-09-09T01:46:40Z) is an instant in Unix epoch seconds; a smaller one is a delay.
 pub const EPOCH_THRESHOLD: Duration = Duration::from_secs(1_000_000_000);
 
-// `HeaderName::from_static` is const; these are plain lowercase names without shared state.
+// The non-standard names, built at compile time (no parsing per lookup).
 #[allow(
     clippy::declare_interior_mutable_const,
     clippy::borrow_interior_mutable_const
@@ -177,12 +177,36 @@ impl ServerHint {
     }
 }
 
-#[allow(clippy::borrow_interior_mutable_const)]
+/// Which of the hint fields after `Retry-After` a header map holds, one bit each.
+const HAS_RETRY_AFTER_MS: u8 = 1;
+const HAS_X_MS_RETRY_AFTER_MS: u8 = 1 << 1;
+const HAS_RATELIMIT: u8 = 1 << 2;
+const HAS_X_RATELIMIT_REMAINING: u8 = 1 << 3;
+
+/// One pass over the field names says which of the other hint fields are present. Most
+/// responses carry none, and a scan of the (few) names is far cheaper than one hash lookup per
+/// candidate: `HeaderMap` hashes a non-standard name byte by byte.
+#[inline]
+fn present_fields(headers: &HeaderMap) -> u8 {
+    let mut present = 0;
+    for name in headers.keys() {
+        present |= match name.as_str() {
+            "retry-after-ms" => HAS_RETRY_AFTER_MS,
+            "x-ms-retry-after-ms" => HAS_X_MS_RETRY_AFTER_MS,
+            "ratelimit" => HAS_RATELIMIT,
+            "x-ratelimit-remaining" => HAS_X_RATELIMIT_REMAINING,
+            _ => 0,
+        };
+    }
+    present
+}
+
 fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Option<ServerHint> {
     if headers.is_empty() {
         return None;
     }
 
+    // `Retry-After` is a standard name (hashed cheaply) and the usual hint: look it up directly.
     for value in headers.get_all(RETRY_AFTER) {
         match RetryAfter::parse_with(value.as_bytes(), || now.get()) {
             Ok(RetryAfter::Delay(d)) => return Some(ServerHint::new(d, HintSource::RetryAfter)),
@@ -194,7 +218,18 @@ fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
         }
     }
 
-    for name in [names::RETRY_AFTER_MS, names::X_MS_RETRY_AFTER_MS] {
+    let present = present_fields(headers);
+    if present == 0 {
+        return None;
+    }
+
+    for (bit, name) in [
+        (HAS_RETRY_AFTER_MS, names::RETRY_AFTER_MS),
+        (HAS_X_MS_RETRY_AFTER_MS, names::X_MS_RETRY_AFTER_MS),
+    ] {
+        if present & bit == 0 {
+            continue;
+        }
         let ms = headers
             .get_all(&name)
             .iter()
@@ -207,38 +242,42 @@ fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
         }
     }
 
-    let reset = headers
-        .get_all(names::RATELIMIT)
-        .iter()
-        .filter_map(|v| ratelimit_reset(v.as_bytes()))
-        .max();
-    if let Some(secs) = reset {
-        return Some(ServerHint::new(
-            Duration::from_secs(secs),
-            HintSource::RateLimit,
-        ));
+    if present & HAS_RATELIMIT != 0 {
+        let reset = headers
+            .get_all(names::RATELIMIT)
+            .iter()
+            .filter_map(|v| ratelimit_reset(v.as_bytes()))
+            .max();
+        if let Some(secs) = reset {
+            return Some(ServerHint::new(
+                Duration::from_secs(secs),
+                HintSource::RateLimit,
+            ));
+        }
     }
 
-    let remaining = headers
-        .get_all(names::X_RATELIMIT_REMAINING)
-        .iter()
-        .find_map(|v| parse_u64(v.as_bytes()));
-    if remaining == Some(0) {
-        let reset = headers
-            .get_all(names::X_RATELIMIT_RESET)
+    if present & HAS_X_RATELIMIT_REMAINING != 0 {
+        let remaining = headers
+            .get_all(names::X_RATELIMIT_REMAINING)
             .iter()
-            .find_map(|v| parse_decimal(v.as_bytes()));
-        if let Some(reset) = reset {
-            let delay = if reset >= EPOCH_THRESHOLD {
-                match UNIX_EPOCH.checked_add(reset) {
-                    Some(at) => until(at, reference_time(headers, now)),
-                    // Too far in the future for this platform's SystemTime.
-                    None => MAX_DELAY,
-                }
-            } else {
-                reset
-            };
-            return Some(ServerHint::new(delay, HintSource::XRateLimitReset));
+            .find_map(|v| parse_u64(v.as_bytes()));
+        if remaining == Some(0) {
+            let reset = headers
+                .get_all(names::X_RATELIMIT_RESET)
+                .iter()
+                .find_map(|v| parse_decimal(v.as_bytes()));
+            if let Some(reset) = reset {
+                let delay = if reset >= EPOCH_THRESHOLD {
+                    match UNIX_EPOCH.checked_add(reset) {
+                        Some(at) => until(at, reference_time(headers, now)),
+                        // Too far in the future for this platform's SystemTime.
+                        None => MAX_DELAY,
+                    }
+                } else {
+                    reset
+                };
+                return Some(ServerHint::new(delay, HintSource::XRateLimitReset));
+            }
         }
     }
     None
@@ -380,6 +419,28 @@ fn ratelimit_reset(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn present_fields_sees_each_name_whatever_else_is_there() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(present_fields(&headers), 0);
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        headers.insert("retry-after", "5".parse().unwrap()); // looked up directly, not scanned
+        headers.insert("x-ratelimit-reset", "5".parse().unwrap()); // useless without remaining
+        assert_eq!(present_fields(&headers), 0);
+        for (name, bit) in [
+            ("retry-after-ms", HAS_RETRY_AFTER_MS),
+            ("x-ms-retry-after-ms", HAS_X_MS_RETRY_AFTER_MS),
+            ("ratelimit", HAS_RATELIMIT),
+            ("x-ratelimit-remaining", HAS_X_RATELIMIT_REMAINING),
+        ] {
+            let before = present_fields(&headers);
+            headers.append(name, "1".parse().unwrap());
+            headers.append(name, "2".parse().unwrap());
+            assert_eq!(present_fields(&headers), before | bit, "{name}");
+        }
+        assert_eq!(present_fields(&headers), 0b1111);
+    }
 
     #[test]
     fn ratelimit_list_form() {
