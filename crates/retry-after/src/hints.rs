@@ -85,10 +85,6 @@ pub enum HintSource {
 pub const EPOCH_THRESHOLD: Duration = Duration::from_secs(1_000_000_000);
 
 // The non-standard names, built at compile time (no parsing per lookup).
-#[allow(
-    clippy::declare_interior_mutable_const,
-    clippy::borrow_interior_mutable_const
-)]
 mod names {
     use http::HeaderName;
     pub(super) const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");

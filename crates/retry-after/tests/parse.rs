@@ -222,6 +222,8 @@ fn http_dates_are_case_sensitive_and_exactly_shaped() {
         "Sun, 06 Nov +994 08:49:37 GMT",
         "Sun, 06 Nov 1994T08:49:37 GMT",
         "Xyz, 06 Nov 1994 08:49:37 GMT",
+        "Xyz, 31 Nov 1994 08:49:37 GMT", // the unknown name is reported, not the bad day
+        "Sun, 31 Xyz 1994 08:49:37 GMT",
         "Sunday, 06 Nov 1994 08:49:37 GMT",
         "Sun, 06-Nov-94 08:49:37 GMT",
         "sunday, 06-Nov-94 08:49:37 GMT",
