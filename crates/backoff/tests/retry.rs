@@ -226,6 +226,21 @@ async fn dropping_the_future_mid_sleep_stops_retrying() {
     assert_eq!(start.elapsed(), ms(1_250));
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_enormous_delay_sleeps_without_overflowing() {
+    let calls = Cell::new(0);
+    let start = Instant::now();
+    let fut = retry(
+        Constant::new(Duration::MAX).max_retries(1),
+        flaky(1, &calls),
+    );
+    // tokio clamps the deadline to its horizon; the retry is simply very far away.
+    let one_year = Duration::from_secs(365 * 24 * 3600);
+    assert!(tokio::time::timeout(one_year, fut).await.is_err());
+    assert_eq!(calls.get(), 1);
+    assert_eq!(start.elapsed(), one_year);
+}
+
 fn assert_send<F: Future + Send>(f: F) -> F {
     f
 }
