@@ -39,6 +39,10 @@ use crate::state::{Permit, PermitKind};
 use crate::BoxError;
 
 /// What the futures of one service clone share: the breaker and the classifier.
+///
+/// Aligned to its own cache lines, so the reference count its futures write on every call never
+/// shares a line with another clone's (or anything else another thread reads).
+#[repr(align(128))]
 pub(crate) struct Local<C> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) classifier: C,

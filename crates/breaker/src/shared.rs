@@ -1,10 +1,10 @@
 //! What every clone of a breaker service and its handle share: the state machine(s), the
 //! policy, the clock, the metrics and the transition listeners.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, AtomicUsize, Ordering as StdOrdering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::clock::Ticker;
@@ -16,13 +16,14 @@ use crate::state::{Change, Core, Permit, Policy, State, Verdict};
 /// A transition listener.
 pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-/// Metric counters striped over cache lines, one stripe per thread (round robin), so threads
-/// counting outcomes of the same breaker do not write to the same line.
-const STRIPES: usize = 16;
-
-#[repr(align(128))]
+/// Metric counters: one block per (thread, breaker), written only by its thread with a plain
+/// load and store (no read-modify-write, no shared cache line), read by the handle through the
+/// breaker's registry of blocks.
+/// Aligned to its own cache lines (two, for the adjacent-line prefetcher): a block is written on
+/// every call by its thread and must not share a line with anything another thread touches.
 #[derive(Default)]
-struct Stripe {
+#[repr(align(128))]
+struct Counters {
     successes: StdAtomicU64,
     failures: StdAtomicU64,
     neutral: StdAtomicU64,
@@ -30,33 +31,48 @@ struct Stripe {
     rejections: StdAtomicU64,
 }
 
-thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+impl Counters {
+    fn add_to(&self, m: &mut Metrics) {
+        m.successes += self.successes.load(StdOrdering::Relaxed);
+        m.failures += self.failures.load(StdOrdering::Relaxed);
+        m.neutral += self.neutral.load(StdOrdering::Relaxed);
+        m.cancelled += self.cancelled.load(StdOrdering::Relaxed);
+        m.rejections += self.rejections.load(StdOrdering::Relaxed);
+    }
 }
 
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
+/// Adds one to a counter only this thread writes.
 #[inline]
-fn stripe_index() -> usize {
-    STRIPE
-        .try_with(|s| {
-            let i = s.get();
-            if i != usize::MAX {
-                i
-            } else {
-                let i = NEXT_STRIPE.fetch_add(1, StdOrdering::Relaxed) % STRIPES;
-                s.set(i);
-                i
-            }
-        })
-        .unwrap_or(0)
+fn bump(c: &StdAtomicU64) {
+    c.store(
+        c.load(StdOrdering::Relaxed).wrapping_add(1),
+        StdOrdering::Relaxed,
+    );
 }
+
+/// The blocks of one breaker: those of live threads, and the sum of those let go.
+#[derive(Default)]
+struct Registry {
+    blocks: Vec<Arc<Counters>>,
+    retired: Metrics,
+}
+
+/// How many breakers a thread keeps counter blocks for at once; a thread that counts for more
+/// lets its oldest block go (its counts stay in the breaker's registry).
+const CACHED_BREAKERS: usize = 8;
+
+thread_local! {
+    static BLOCKS: RefCell<Vec<(u64, Arc<Counters>)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) slots: Box<[Core]>,
     pub(crate) ticker: Ticker,
-    stripes: Box<[Stripe]>,
+    id: u64,
+    registry: Mutex<Registry>,
     listeners: RwLock<Vec<(u64, Listener)>>,
     next_listener: StdAtomicU64,
     pub(crate) name: Option<Arc<str>>,
@@ -90,7 +106,8 @@ impl Shared {
             policy,
             slots,
             ticker,
-            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
+            registry: Mutex::new(Registry::default()),
             listeners: RwLock::new((0..).zip(listeners).collect()),
             next_listener: StdAtomicU64::new(n),
             name,
@@ -117,13 +134,11 @@ impl Shared {
         verdict: Verdict,
         hint: impl FnOnce() -> Option<Duration>,
     ) {
-        let stripe = &self.stripes[stripe_index()];
-        let counter = match verdict {
-            Verdict::Success => &stripe.successes,
-            Verdict::Failure => &stripe.failures,
-            Verdict::Neutral => &stripe.neutral,
-        };
-        counter.fetch_add(1, StdOrdering::Relaxed);
+        self.count(|c| match verdict {
+            Verdict::Success => &c.successes,
+            Verdict::Failure => &c.failures,
+            Verdict::Neutral => &c.neutral,
+        });
         let change =
             self.slots[slot].record(&self.policy, permit, verdict, hint, || self.ticker.now());
         if let Some(change) = change {
@@ -133,9 +148,7 @@ impl Shared {
 
     /// A call admitted by `permit` was cancelled before it completed.
     pub(crate) fn cancel(&self, slot: usize, permit: Permit) {
-        self.stripes[stripe_index()]
-            .cancelled
-            .fetch_add(1, StdOrdering::Relaxed);
+        self.count(|c| &c.cancelled);
         self.slots[slot].release(permit);
     }
 
@@ -147,22 +160,65 @@ impl Shared {
     /// A call was rejected.
     #[inline]
     pub(crate) fn count_rejection(&self) {
-        self.stripes[stripe_index()]
-            .rejections
-            .fetch_add(1, StdOrdering::Relaxed);
+        self.count(|c| &c.rejections);
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        let mut m = Metrics::default();
-        for s in self.stripes.iter() {
-            m.successes += s.successes.load(StdOrdering::Relaxed);
-            m.failures += s.failures.load(StdOrdering::Relaxed);
-            m.neutral += s.neutral.load(StdOrdering::Relaxed);
-            m.cancelled += s.cancelled.load(StdOrdering::Relaxed);
-            m.rejections += s.rejections.load(StdOrdering::Relaxed);
+        let registry = lock(&self.registry);
+        let mut m = registry.retired;
+        for block in &registry.blocks {
+            block.add_to(&mut m);
         }
+        drop(registry);
         m.calls = m.successes + m.failures + m.neutral + m.cancelled;
         m
+    }
+
+    /// Adds one to the counter `which` picks in this thread's block for this breaker.
+    #[inline]
+    fn count(&self, which: impl Fn(&Counters) -> &StdAtomicU64) {
+        let done = BLOCKS
+            .try_with(|blocks| {
+                let Ok(mut blocks) = blocks.try_borrow_mut() else {
+                    return false;
+                };
+                if let Some((_, block)) = blocks.iter().find(|(id, _)| *id == self.id) {
+                    bump(which(block));
+                    return true;
+                }
+                let block = self.new_block();
+                bump(which(&block));
+                if blocks.len() >= CACHED_BREAKERS {
+                    blocks.remove(0);
+                }
+                blocks.push((self.id, block));
+                true
+            })
+            .unwrap_or(false);
+        if !done {
+            // No thread-local storage (a thread being torn down): count in a fresh block.
+            let block = self.new_block();
+            bump(which(&block));
+        }
+    }
+
+    /// A counter block registered with this breaker. Blocks no thread holds any more are summed
+    /// into `retired` here, so the registry stays as small as the number of counting threads.
+    #[cold]
+    fn new_block(&self) -> Arc<Counters> {
+        let block = Arc::new(Counters::default());
+        let mut registry = lock(&self.registry);
+        let Registry { blocks, retired } = &mut *registry;
+        blocks.retain(|b| {
+            if Arc::strong_count(b) == 1 {
+                b.add_to(retired);
+                false
+            } else {
+                true
+            }
+        });
+        blocks.push(block.clone());
+        block
     }
 
     pub(crate) fn until_probe(&self, slot: usize) -> Option<Duration> {
@@ -230,6 +286,10 @@ impl Shared {
             l(&t);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
