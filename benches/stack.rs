@@ -1,2 +1,267 @@
-//! Placeholder: the stack bench is being written.
-fn main() {}
+//! The full client stack (`resile::stack::http_client()`: retry > circuit breaker > rate
+//! limiter > per-attempt timeout) beside the bare service, in two criterion groups.
+//!
+//! `stack/in_process`: what the stack adds to one request that succeeds at once.
+//!
+//! - inner service: always ready, answers `200` with an empty `Full<Bytes>` body at once;
+//! - request: a GET with three headers and an empty body, built outside the timed section
+//!   (`iter_batched`), the response dropped outside it too;
+//! - each iteration: `poll_ready`, `call`, one poll of the response future with a no-op waker;
+//! - contenders: `bare`, `full_stack` (the defaults: retry with its budget, the breaker, the
+//!   limiter, a 10 s tokio timeout), and `full_stack_no_timeout` to show what the timer costs.
+//!
+//! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
+//! `200 ok`; a hyper-util client with a keep-alive pool sends requests and reads each whole
+//! response. Each iteration sends 64 requests, one after the other (`sequential`) or 64 at once
+//! (`concurrent`); criterion reports requests per second (throughput in elements).
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+type Req = Request<Full<Bytes>>;
+type Res = Response<Full<Bytes>>;
+
+/// An always-ready service answering `200 OK`.
+#[derive(Clone, Copy)]
+struct Ok200;
+
+impl Service<Req> for Ok200 {
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Ready<Result<Res, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        black_box(&req);
+        ready(Ok(Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+fn request() -> Req {
+    Request::get("http://api.example.com/v1/items?id=42")
+        .header("accept", "application/json")
+        .header("user-agent", "resile-bench/0.1")
+        .header("x-request-id", "0f8fad5b-d9cb-469f-a165-70867728950e")
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request")
+}
+
+/// `poll_ready`, `call`, one poll: the same steps for every contender.
+#[inline]
+fn drive<S: Service<Req, Response = Res>>(svc: &mut S, req: Req) -> Res
+where
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        other => panic!("the bench service is always ready: {other:?}"),
+    }
+    let fut = pin!(svc.call(req));
+    match fut.poll(&mut cx) {
+        Poll::Ready(Ok(res)) => res,
+        Poll::Ready(Err(e)) => panic!("the bench service answers 200: {e:?}"),
+        Poll::Pending => panic!("the bench service answers at once"),
+    }
+}
+
+fn in_process(c: &mut Criterion) {
+    // The timeout layer arms a tokio timer per call: it needs a runtime's time driver.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let _enter = rt.enter();
+
+    let mut group = c.benchmark_group("stack/in_process");
+
+    let mut bare = Ok200;
+    group.bench_function("bare", |b| {
+        b.iter_batched(request, |req| drive(&mut bare, req), BatchSize::SmallInput)
+    });
+
+    let stack = resile::stack::http_client();
+    let breaker = stack.breaker_handle();
+    let mut full = stack.layer(Ok200);
+    group.bench_function("full_stack", |b| {
+        b.iter_batched(request, |req| drive(&mut full, req), BatchSize::SmallInput)
+    });
+
+    let mut no_timeout = resile::stack::http_client()
+        .no_attempt_timeout()
+        .layer(Ok200);
+    group.bench_function("full_stack_no_timeout", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut no_timeout, req),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // Each piece alone, to see where the time goes.
+    let pieces = || resile::stack::http_client();
+    let mut retry = pieces()
+        .no_circuit_breaker()
+        .no_rate_limit()
+        .no_attempt_timeout()
+        .layer(Ok200);
+    group.bench_function("retry_only", |b| {
+        b.iter_batched(request, |req| drive(&mut retry, req), BatchSize::SmallInput)
+    });
+    let mut breaker_only = pieces()
+        .no_retry()
+        .no_rate_limit()
+        .no_attempt_timeout()
+        .layer(Ok200);
+    group.bench_function("breaker_only", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut breaker_only, req),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut limiter_only = pieces()
+        .no_retry()
+        .no_circuit_breaker()
+        .no_attempt_timeout()
+        .layer(Ok200);
+    group.bench_function("limiter_only", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut limiter_only, req),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut timeout_only = pieces()
+        .no_retry()
+        .no_circuit_breaker()
+        .no_rate_limit()
+        .layer(Ok200);
+    group.bench_function("timeout_only", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut timeout_only, req),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    // Every layer was on the path: the breaker counted the calls as successes.
+    assert_eq!(drive(&mut full, request()).status(), 200);
+    let m = breaker.metrics();
+    assert!(m.successes > 0 && m.successes == m.calls, "{m:?}");
+}
+
+/// A hyper server on 127.0.0.1 answering `200 ok` to everything.
+async fn server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+const BATCH: usize = 64;
+
+/// Sends `BATCH` GETs through `svc`, one after the other or all at once, reading every body.
+async fn send_batch<S>(svc: &S, uri: &http::Uri, concurrent: bool)
+where
+    S: Service<Req, Response = Response<Incoming>> + Clone + Send + 'static,
+    S::Error: std::fmt::Debug + Send,
+    S::Future: Send,
+{
+    let one = |svc: S| {
+        let req = Request::get(uri.clone())
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request");
+        async move {
+            let res = svc.oneshot(req).await.expect("a response");
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.expect("a body").to_bytes();
+            assert_eq!(body, "ok");
+        }
+    };
+    if concurrent {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..BATCH {
+            set.spawn(one(svc.clone()));
+        }
+        while let Some(r) = set.join_next().await {
+            r.expect("a request task");
+        }
+    } else {
+        for _ in 0..BATCH {
+            one(svc.clone()).await;
+        }
+    }
+}
+
+fn hyper_loopback(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let addr = rt.block_on(server());
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
+
+    let bare = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let stack = resile::stack::http_client();
+    let breaker = stack.breaker_handle();
+    let full = {
+        let _enter = rt.enter();
+        stack.layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+    };
+    // Warm both pools.
+    rt.block_on(send_batch(&bare, &uri, true));
+    rt.block_on(send_batch(&full, &uri, true));
+
+    let mut group = c.benchmark_group("stack/hyper_loopback");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (mode, concurrent) in [("sequential", false), ("concurrent", true)] {
+        group.bench_function(format!("bare_{mode}"), |b| {
+            b.iter(|| rt.block_on(send_batch(&bare, &uri, concurrent)))
+        });
+        group.bench_function(format!("full_stack_{mode}"), |b| {
+            b.iter(|| rt.block_on(send_batch(&full, &uri, concurrent)))
+        });
+    }
+    group.finish();
+
+    let m = breaker.metrics();
+    assert!(m.successes > 0 && m.failures == 0, "{m:?}");
+}
+
+criterion_group!(benches, in_process, hyper_loopback);
+criterion_main!(benches);
