@@ -122,3 +122,7 @@ pub use key::RedisKey;
 pub use metrics::RedisMetrics;
 pub use policy::{OnFailure, Share};
 pub use store::RedisStore;
+
+/// The Lua source of the GCRA script the store runs: to audit it, or to load it into a server
+/// with your own tooling (`SCRIPT LOAD`). Its arguments are documented at its top.
+pub const SCRIPT: &str = script::SOURCE;
