@@ -88,7 +88,7 @@ const PHASES: [Phase; 5] = [
         name: "rate-limited",
         from: Duration::from_secs(2),
         kind: Kind::RateLimited,
-        what: "80 requests per 2 s window; above that 429, Retry-After: the window's end as an HTTP-date",
+        what: "80 requests per 2 s window, then 429 + Retry-After: its end (HTTP-date)",
     },
     Phase {
         name: "flaky",
@@ -505,8 +505,10 @@ impl Summary {
 fn secs(d: Duration) -> String {
     if d >= Duration::from_secs(1) {
         format!("{:.2} s", d.as_secs_f64())
-    } else {
+    } else if d >= Duration::from_millis(10) {
         format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     }
 }
 
@@ -618,7 +620,7 @@ fn report(naive: Run<'_>, resile: Run<'_>, journal: &Journal, elapsed: Duration)
     }
     for (at, tr) in transitions.iter() {
         let mut line = format!(
-            "  {:>6.2} s  {:<12} {:<9} -> {:<9}",
+            "  {:>6.2} s  {:<13} {:<9} -> {:<9}",
             at.as_secs_f64(),
             PHASES[phase_of(*at)].name,
             state_name(tr.from),
@@ -640,7 +642,7 @@ fn report(naive: Run<'_>, resile: Run<'_>, journal: &Journal, elapsed: Duration)
     for (at, d) in pauses.iter() {
         let _ = writeln!(
             out,
-            "  {:>6.2} s  {:<12} every request held for {}",
+            "  {:>6.2} s  {:<13} every request held for {}",
             at.as_secs_f64(),
             PHASES[phase_of(*at)].name,
             secs(*d),
