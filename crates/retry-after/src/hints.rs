@@ -26,8 +26,8 @@
 //!
 //! A malformed hint is never an error: it is ignored and the next source is tried. Every delay is
 //! capped at [`MAX_DELAY`]; an instant in the past gives a zero delay. Nothing allocates, and the
-//! clock is read at most once, only when a date or an epoch value needs it and the response has
-//! no valid `Date`.
+//! clock is read at most once: only when a date or an epoch value must be measured and the
+//! response has no valid `Date`, or an RFC 850 date needs its century.
 //!
 //! # Example
 //!

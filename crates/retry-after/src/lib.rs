@@ -149,18 +149,29 @@ impl RetryAfter {
     }
 
     /// The parser behind every entry point; `now` is called at most once, for RFC 850 only.
+    ///
+    /// Small enough to inline: delay-seconds is parsed here, everything else out of line (so the
+    /// date parser's registers and stack do not weigh on the common `Retry-After: 120`).
     #[inline]
     pub(crate) fn parse_with(
         value: &[u8],
         now: impl FnOnce() -> SystemTime,
     ) -> Result<Self, ParseError> {
         let s = date::trim_ows(value);
-        match s.first() {
-            None => Err(ParseErrorKind::Empty.into()),
-            Some(b'0'..=b'9') => match delay::parse_seconds(s) {
+        if let Some(b'0'..=b'9') = s.first() {
+            return match delay::parse_seconds(s) {
                 Ok(secs) => Ok(Self::Delay(Duration::from_secs(secs))),
                 Err(kind) => Err(kind.into()),
-            },
+            };
+        }
+        Self::parse_not_digit(s, now)
+    }
+
+    /// A trimmed value that does not start with a digit: a date, or an error.
+    #[inline(never)]
+    fn parse_not_digit(s: &[u8], now: impl FnOnce() -> SystemTime) -> Result<Self, ParseError> {
+        match s.first() {
+            None => Err(ParseErrorKind::Empty.into()),
             Some(b'+' | b'-') => Err(ParseErrorKind::Signed.into()),
             Some(b'.') => Err(ParseErrorKind::Fraction.into()),
             Some(_) => date::parse_system_time(s, now).map(Self::Date),
@@ -208,7 +219,8 @@ impl FromStr for RetryAfter {
 
 impl fmt::Display for RetryAfter {
     /// Whole seconds rounded up for a delay ([`format_delay`]), an IMF-fixdate for a date
-    /// ([`format_http_date`]): parsing the output gives the value back for every parsed value.
+    /// ([`format_http_date`]: truncated to the second, clamped to years 0000-9999). Parsing the
+    /// output gives the value back for every value the parser produced.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Delay(d) => fmt::Display::fmt(&format_delay(d), f),
