@@ -287,10 +287,11 @@ impl Quota {
     #[inline]
     pub(crate) fn refused(&self, base: u64, now: u64, cost: u64) -> Decision {
         let horizon = now.saturating_add(self.cap);
-        let remaining = if base <= horizon {
-            self.div_t(horizon - base)
-        } else {
-            0
+        // Refused means `base + cost > horizon`: fewer than `cost` cells remain, and none at all
+        // for a single cell (the common case), which needs no division.
+        let remaining = match horizon.checked_sub(base) {
+            Some(x) if x >= self.t => self.div_t(x),
+            _ => 0,
         };
         Decision {
             allowed: false,

@@ -21,7 +21,6 @@ use crate::store::{Store, StoreError};
 const DEFAULT_MIN_SWEEP: usize = 64;
 
 struct Entry<K> {
-    hash: u64,
     key: K,
     tat: Tat,
 }
@@ -32,7 +31,7 @@ struct Shard<K> {
     sweep_at: usize,
     /// Every dropped key had a TAT at or before this instant.
     swept_until: u64,
-    /// The earliest TAT among the entries kept by the last sweep (when the shard is full).
+    /// The earliest TAT among the entries kept by the last sweep.
     next_expiry: u64,
 }
 
@@ -48,14 +47,20 @@ struct Shard<K> {
 /// - keys live in `shards` hash tables, each behind a reader-writer lock that only *inserting* a
 ///   new key takes for writing; deciding for a known key takes the read lock and does one CAS on
 ///   the key's `AtomicU64`;
-/// - when a shard grows to its sweep threshold, the insert that reaches it first drops every idle
-///   key of that shard, and the threshold becomes twice the keys that survived (at least
+/// - when a shard grows to its sweep threshold, the insert that reaches it first sweeps the
+///   shard, and the threshold becomes twice the keys that survived (at least
 ///   [`KeyedStoreBuilder::min_sweep`]). A sweep of `m` entries thus follows at least `m/2`
-///   inserts: O(1) amortized per insert, and a shard never holds more than about twice the keys
-///   active within the last window (`burst × T`) plus the minimum;
+///   inserts: O(1) amortized per insert;
+/// - a sweep drops the keys that have been idle for longer than the idle grace
+///   ([`KeyedStoreBuilder::idle_grace`], 1 s by default): a client that comes back soon after
+///   its bucket refilled keeps its entry instead of being removed and re-created on every visit.
+///   The entries held are thus about twice the keys active within the last `window + grace`
+///   (`window` = `burst × T`), plus the minimum, whatever the number of distinct keys passing
+///   through;
 /// - an optional cap ([`KeyedStoreBuilder::max_keys`]) bounds the total even under a flood of
-///   distinct active keys: a *new* key arriving at a full shard (after a sweep) is refused, with a
-///   `retry_after` telling when the shard's first key expires. Known keys are never affected.
+///   distinct active keys: at a full shard, every idle key is dropped; a *new* key that still
+///   finds no room is refused, with a `retry_after` telling when the shard's first key expires
+///   (until then, further new keys are refused in O(1)). Known keys are never affected.
 ///
 /// No background task and no user-run `retain_recent` are needed. [`KeyedStore::len`] is the
 /// number of entries currently held.
@@ -69,6 +74,7 @@ pub struct KeyedStore<K, C = DefaultClock, S = RandomState> {
     hasher: S,
     clock: C,
     min_sweep: usize,
+    idle_grace: u64,
     max_per_shard: usize,
     refused_new_keys: AtomicU64,
 }
@@ -78,12 +84,13 @@ pub struct KeyedStore<K, C = DefaultClock, S = RandomState> {
 /// # Default
 ///
 /// Shards: four per available CPU, rounded up to a power of two; minimum sweep threshold 64
-/// entries per shard; no cap on keys; the standard SipHash hasher (`RandomState`), which keeps
+/// entries per shard; idle grace 1 s; no cap on keys; the standard SipHash hasher (`RandomState`), which keeps
 /// hostile keys (headers, addresses) from degrading the tables.
 pub struct KeyedStoreBuilder<K, C = DefaultClock, S = RandomState> {
     key: PhantomData<fn() -> K>,
     shards: usize,
     min_sweep: usize,
+    idle_grace: Duration,
     max_keys: Option<usize>,
     clock: C,
     hasher: S,
@@ -96,6 +103,7 @@ impl<K> Default for KeyedStoreBuilder<K> {
             key: PhantomData,
             shards: (cpus * 4).next_power_of_two(),
             min_sweep: DEFAULT_MIN_SWEEP,
+            idle_grace: Duration::from_secs(1),
             max_keys: None,
             clock: DefaultClock::new(),
             hasher: RandomState::new(),
@@ -108,6 +116,7 @@ impl<K, C: fmt::Debug, S> fmt::Debug for KeyedStoreBuilder<K, C, S> {
         f.debug_struct("KeyedStoreBuilder")
             .field("shards", &self.shards)
             .field("min_sweep", &self.min_sweep)
+            .field("idle_grace", &self.idle_grace)
             .field("max_keys", &self.max_keys)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
@@ -127,6 +136,14 @@ impl<K, C, S> KeyedStoreBuilder<K, C, S> {
         self
     }
 
+    /// How long a key stays after going idle (its bucket full) before a sweep may drop it.
+    /// Zero drops idle keys at the first sweep; a grace keeps a client that comes back soon
+    /// from being removed and re-created on every visit.
+    pub fn idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
+        self
+    }
+
     /// Caps the number of keys held. The cap is split evenly over the shards (rounded up, at least
     /// one per shard), so it holds within one shard's rounding.
     pub fn max_keys(mut self, max: usize) -> Self {
@@ -140,6 +157,7 @@ impl<K, C, S> KeyedStoreBuilder<K, C, S> {
             key: PhantomData,
             shards: self.shards,
             min_sweep: self.min_sweep,
+            idle_grace: self.idle_grace,
             max_keys: self.max_keys,
             clock,
             hasher: self.hasher,
@@ -152,6 +170,7 @@ impl<K, C, S> KeyedStoreBuilder<K, C, S> {
             key: PhantomData,
             shards: self.shards,
             min_sweep: self.min_sweep,
+            idle_grace: self.idle_grace,
             max_keys: self.max_keys,
             clock: self.clock,
             hasher,
@@ -182,6 +201,7 @@ impl<K, C, S> KeyedStoreBuilder<K, C, S> {
             hasher: self.hasher,
             clock: self.clock,
             min_sweep: self.min_sweep,
+            idle_grace: nanos(self.idle_grace),
             max_per_shard,
             refused_new_keys: AtomicU64::new(0),
         }
@@ -236,7 +256,7 @@ where
     /// by the caller before the lookup, so the clock read overlaps the hashing; a reading that
     /// is a little old only makes the decision stricter. `Err(retry_after_ns)` when the key is
     /// new and its shard is full.
-    #[inline]
+    #[inline(always)]
     fn with_tat<Q, R>(&self, key: &Q, now: u64, f: impl FnOnce(&Tat) -> R) -> Result<R, u64>
     where
         K: Borrow<Q>,
@@ -271,41 +291,46 @@ where
         if let Some(e) = shard.table.find(hash, |e| e.key.borrow() == key) {
             return Ok(f(&e.tat));
         }
-        if shard.table.len() >= shard.sweep_at {
-            let full = shard.table.len() >= self.max_per_shard;
-            if full && now < shard.next_expiry {
+        if shard.table.len() >= self.max_per_shard {
+            if now < shard.next_expiry {
                 // Nothing can have expired since the last sweep: refuse in O(1).
                 self.refused_new_keys.fetch_add(1, Ordering::Relaxed);
                 return Err(shard.next_expiry - now);
             }
+            // Full: make room from every idle key.
             self.sweep_shard(&mut shard, now);
             if shard.table.len() >= self.max_per_shard {
                 self.refused_new_keys.fetch_add(1, Ordering::Relaxed);
                 return Err(shard.next_expiry.saturating_sub(now).max(1));
             }
+        } else if shard.table.len() >= shard.sweep_at {
+            self.sweep_shard(&mut shard, now.saturating_sub(self.idle_grace));
         }
         let entry = Entry {
-            hash,
             key: key.to_owned(),
             tat: Tat::new(shard.swept_until),
         };
-        let hasher = |e: &Entry<K>| e.hash;
-        let slot = shard.table.insert_unique(hash, entry, hasher);
+        // Growing the table rehashes the keys (rare: the key's hash is not kept, so an entry is
+        // as small as governor's).
+        let slot = shard
+            .table
+            .insert_unique(hash, entry, |e| self.hasher.hash_one(&e.key));
         Ok(f(&slot.get().tat))
     }
 
-    fn sweep_shard(&self, shard: &mut Shard<K>, now: u64) {
+    /// Drops the keys whose TAT is at or before `cutoff` (`<= now`: idle keys only).
+    fn sweep_shard(&self, shard: &mut Shard<K>, cutoff: u64) {
         let mut next_expiry = u64::MAX;
         shard.table.retain(|e| {
             let tat = e.tat.load();
-            if tat > now {
+            if tat > cutoff {
                 next_expiry = next_expiry.min(tat);
                 true
             } else {
                 false
             }
         });
-        shard.swept_until = shard.swept_until.max(now);
+        shard.swept_until = shard.swept_until.max(cutoff);
         shard.next_expiry = next_expiry;
         let len = shard.table.len();
         shard.sweep_at = len
@@ -314,12 +339,15 @@ where
             .min(self.max_per_shard);
         // Give memory back when the table is mostly empty.
         if shard.table.capacity() > 4 * shard.sweep_at {
-            shard.table.shrink_to(shard.sweep_at, |e| e.hash);
+            shard
+                .table
+                .shrink_to(shard.sweep_at, |e| self.hasher.hash_one(&e.key));
         }
     }
 
-    /// Drops every idle key now (a key whose bucket is full). Not needed for bounded memory —
-    /// inserts sweep by themselves — but useful before reading [`len`](KeyedStore::len).
+    /// Drops every idle key now (a key whose bucket is full), with no grace period. Not needed
+    /// for bounded memory — inserts sweep by themselves — but useful before reading
+    /// [`len`](KeyedStore::len).
     pub fn sweep(&self) {
         let now = self.clock.now();
         for lock in self.shards.iter() {
@@ -371,7 +399,7 @@ where
         Ok(self.take(key, quota, cost, nanos(max_wait)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn take<Q>(&self, key: &Q, quota: &Quota, cost: u64, max_wait: u64) -> Decision
     where
         K: Borrow<Q>,

@@ -156,16 +156,18 @@ proptest! {
     }
 
     /// The keyed store is exact per key even while it drops idle keys and re-creates them
-    /// (one shard, sweeping on every insert past one entry).
+    /// (one shard, sweeping on every insert past one entry, any idle grace).
     #[test]
     fn keyed_matches_reference_through_sweeps(
         q in quota(),
         steps in prop::collection::vec((0u64..30_000, 0u8..4, op(12), any::<bool>()), 1..200),
+        grace in 0u64..20_000,
     ) {
         let clock = ManualClock::new();
         let store: KeyedStore<u8, ManualClock> = KeyedStore::builder()
             .shards(1)
             .min_sweep(1)
+            .idle_grace(Duration::from_nanos(grace))
             .clock(clock.clone())
             .build();
         let mut refs = [Reference::default(); 4];

@@ -8,8 +8,9 @@ use crate::{KeyedRateLimiter, KeyedStore, Quota};
 
 #[test]
 fn a_million_distinct_keys_leave_a_bounded_number_of_entries() {
-    // 10 per second, burst 10: a key is idle 1 s after its last cell. One new key every 100 µs
-    // (100 s in all): about 10,000 keys are active at any moment.
+    // 10 per second, burst 10; each key takes its whole burst, so it stays active (not idle) for
+    // 1 s, then 1 s more in the idle grace. One new key every 100 µs (100 s in all): about
+    // 20,000 keys are active or in their grace at any moment.
     let clock = ManualClock::new();
     let shards = 16;
     let min_sweep = 64;
@@ -21,11 +22,11 @@ fn a_million_distinct_keys_leave_a_bounded_number_of_entries() {
             .min_sweep(min_sweep)
             .build(),
     );
-    let active = 10_000;
+    let active = 20_000;
     let bound = 2 * (active + active / 4) + shards * min_sweep;
     let mut max_len = 0;
     for key in 0u64..1_000_000 {
-        assert!(l.check_key(&key).allowed);
+        assert!(l.check_key_n(&key, nz(10)).unwrap().allowed);
         clock.advance(Duration::from_micros(100));
         if key % 1_000 == 0 {
             max_len = max_len.max(l.len());
