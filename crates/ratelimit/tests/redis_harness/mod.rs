@@ -52,12 +52,33 @@ pub(crate) struct RedisServer {
     bin: PathBuf,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub(crate) fn start() -> RedisServer {
+        RedisServer::start_with(&[], |_| true)
+    }
+
+    /// Starts a Redis Cluster node (no slots yet) on a free port whose cluster bus port
+    /// (port + 10000) is free too.
+    pub(crate) fn start_cluster_node() -> RedisServer {
+        let extra = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "5000",
+        ];
+        RedisServer::start_with(&extra, |port| {
+            port < 55_000 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok()
+        })
+    }
+
+    fn start_with(extra: &[&str], port_ok: impl Fn(u16) -> bool) -> RedisServer {
         let bin = redis_server_binary();
         let dir = std::env::temp_dir().join(format!(
             "resile-redis-test-{}-{}",
@@ -68,10 +89,15 @@ impl RedisServer {
         let mut last_err = String::new();
         // The free port may be taken between probing and binding: try a few.
         for _ in 0..5 {
+            let port = (0..100)
+                .map(|_| free_port())
+                .find(|p| port_ok(*p))
+                .expect("a free port meeting the server's needs");
             let mut server = RedisServer {
                 bin: bin.clone(),
-                port: free_port(),
+                port,
                 dir: dir.clone(),
+                extra: extra.iter().map(|a| a.to_string()).collect(),
                 child: None,
             };
             match server.spawn() {
@@ -101,6 +127,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
