@@ -57,13 +57,15 @@
 //!   nanoseconds and works on offsets from now, which are exact to the nanosecond while below
 //!   2^53 ns (104 days). Every quota whose window (`burst × T`) plus reservation horizon stays
 //!   under that gets exactly the in-memory store's decisions; beyond it offsets are rounded to
-//!   the double's precision (under a microsecond per 100 days), and reported durations saturate
-//!   at 2^62 ns.
+//!   the double's precision, one part in 2^53 (at most about 1 µs for the longest window the
+//!   crate accepts, 2^62 ns), and reported durations saturate at 2^62 ns.
 //! - **Script cache.** If the server does not hold the script (first use, restart,
 //!   `SCRIPT FLUSH`), the `NOSCRIPT` reply is followed by one `EVAL` that sends and caches it:
 //!   two round trips, once. [`RedisStoreBuilder::connect`] loads it up front.
-//! - **Versions.** Redis 3.2 and later (the script asks for effect replication where the
-//!   server needs it before writing after `TIME`), and its forks that run Lua scripts.
+//! - **Versions.** Redis 3.2 and later, and its forks that run Lua scripts: servers before 5.0
+//!   refuse writes after `TIME` unless the script replicates its effects, which it asks for
+//!   where the function exists (a no-op on 7). The tests run against the `redis-server` the
+//!   system provides (7.0 on Debian 12).
 //! - **Redis Cluster.** Each call touches exactly one key, passed as the script's only `KEYS`
 //!   entry, so it is routed to the key's slot like any single-key command and keys spread over
 //!   the cluster. Build the store on a cluster connection (`redis::cluster_async`, feature
@@ -73,6 +75,9 @@
 //!   from requests: they are sent as one binary-safe argument. A value under the prefix that the
 //!   script did not write is treated as a full bucket and overwritten by the next admission; a
 //!   key of another Redis type fails the call (the failure policy decides).
+//!
+//! Decisions must be awaited within a tokio runtime with its time driver enabled (the Redis
+//! client needs tokio anyway; the decision timeout is a tokio timer).
 //!
 //! `release` and `pause` are fire-and-forget: the script call is spawned on the current tokio
 //! runtime. Without a runtime, or while the store skips Redis after a failure, they are dropped
