@@ -220,7 +220,10 @@ async fn concurrent_callers_during_an_outage_are_bounded_by_the_share() {
 async fn a_frozen_server_times_out_then_recovers() {
     let server = RedisServer::start();
     bounded(async {
+        // A probe interval long enough that a loaded machine cannot outlast it between two
+        // decisions.
         let store = builder(OnFailure::FailClosed)
+            .probe_interval(Duration::from_millis(500))
             .connect(server.url())
             .await
             .unwrap();
@@ -270,6 +273,7 @@ async fn updates_during_an_outage_are_dropped_not_stuck() {
     let mut server = RedisServer::start();
     bounded(async {
         let store = builder(OnFailure::FailOpen)
+            .probe_interval(Duration::from_secs(5))
             .connect(server.url())
             .await
             .unwrap();
