@@ -34,7 +34,8 @@ pub enum OnFailure {
     /// the quota while each falls back on its own. See [`Share`] for the exact local quota.
     ///
     /// The local state lives as long as the store and is used only while Redis fails; decisions
-    /// go back to Redis as soon as it answers, and the two states are never merged.
+    /// go back to Redis as soon as it answers, and the two states are never merged. Decisions
+    /// made locally describe the local quota (`limit` is the local burst).
     Fallback {
         /// The part of each quota this instance enforces on its own.
         share: Share,
