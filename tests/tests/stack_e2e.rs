@@ -21,8 +21,9 @@ use http::{Method, StatusCode};
 use resile::backoff::{Constant, Exponential, Jitter};
 use resile::breaker::http::ServiceUnavailableLayer;
 use resile::breaker::{BreakerOpen, CircuitBreakerLayer, State};
+use resile::ratelimit::client::WaitTooLong;
 use resile::ratelimit::server::RequestHead;
-use resile::ratelimit::{Quota, ThrottleLayer};
+use resile::ratelimit::{Quota, RateLimitLayer, ThrottleLayer};
 use resile::retry::{RetryBudget, RetryPolicy};
 use resile::retry_after::format_http_date;
 use resile::ServiceBuilderExt;
@@ -36,6 +37,7 @@ use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
 /// Short waits so that the tests stay fast: 20 ms, no jitter, 3 retries.
 fn fast_policy() -> RetryPolicy {
     RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
         .backoff(
             Exponential::builder()
                 .initial(Duration::from_millis(20))
@@ -49,6 +51,7 @@ fn fast_policy() -> RetryPolicy {
 
 fn breaker(failures: u32, open: Duration) -> CircuitBreakerLayer {
     CircuitBreakerLayer::builder()
+        .classifier(resile::stack::classifier())
         .consecutive_failures(failures)
         .open_duration(open)
         .build()
@@ -262,6 +265,45 @@ async fn hyper_429_with_an_http_date_pauses_every_request_of_the_client() {
 }
 
 #[tokio::test]
+async fn hyper_limiter_refusal_is_local_not_retried_and_not_a_breaker_failure() {
+    let server = ScriptedServer::start([]).await;
+    let retries = Arc::new(AtomicU32::new(0));
+    let r = retries.clone();
+    let policy = RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
+        .backoff(Constant::new(Duration::from_millis(1)).max_retries(3))
+        .on_retry(move |_| {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    // One request per minute, and no waiting for a permit.
+    let limiter = RateLimitLayer::builder(Quota::per_minute(NonZeroU32::new(1).unwrap()))
+        .max_wait(Duration::ZERO)
+        .build();
+    let stack = resile::stack::http_client()
+        .retry(policy)
+        .circuit_breaker(breaker(1, Duration::from_secs(30)))
+        .rate_limit(limiter);
+    let handle = stack.breaker_handle();
+    let client = ServiceBuilder::new().layer(stack).service(hyper_client());
+
+    let res = client.clone().oneshot(get(&server.url("/"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let start = Instant::now();
+    let err = client.oneshot(get(&server.url("/"))).await.unwrap_err();
+    let refused = err
+        .downcast_ref::<WaitTooLong>()
+        .expect("the limiter's error");
+    assert!(refused.wait > Duration::from_secs(50), "{refused:?}");
+    assert!(start.elapsed() < Duration::from_millis(200));
+    // Not sent, not retried, and the breaker (tripping on a single failure) stays closed.
+    assert_eq!(server.hits(), 1);
+    assert_eq!(retries.load(Ordering::SeqCst), 0);
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.metrics().failures, 0);
+}
+
+#[tokio::test]
 async fn hyper_attempt_timeout_is_retried_for_idempotent_requests() {
     let server = ScriptedServer::start([
         Step::ok("slow").after(Duration::from_secs(2)),
@@ -295,6 +337,7 @@ async fn hyper_retry_budget_bounds_the_load_of_an_outage() {
         .build()
         .unwrap();
     let policy = RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
         .backoff(Constant::new(Duration::from_millis(1)).max_retries(3))
         .budget(budget)
         .build();
@@ -411,6 +454,7 @@ async fn reqwest_connection_refused_is_retried_for_a_post_then_returned_typed() 
     let attempts = Arc::new(AtomicU32::new(0));
     let a = attempts.clone();
     let policy = RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
         .backoff(Constant::new(Duration::from_millis(30)).max_retries(2))
         .on_retry(move |_| {
             a.fetch_add(1, Ordering::SeqCst);
@@ -560,6 +604,7 @@ async fn axum_breaker_answers_503_with_retry_after_when_a_dependency_fails() {
     // A resile client reads that 503's Retry-After (20 s, under the 30 s max wait)... and the
     // retry policy's deadline says not to wait that long: the 503 comes back at once.
     let policy = RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
         .deadline(Duration::from_secs(2))
         .build();
     let client = ServiceBuilder::new()

@@ -74,6 +74,7 @@ async fn main() -> Result<(), tower::BoxError> {
 
     let http = reqwest::Client::builder().no_proxy().build()?;
     let policy = RetryPolicy::builder()
+        .classifier(resile::stack::classifier())
         .on_retry(|e| {
             println!(
                 "  client: attempt {} after {:?} (status {:?})",

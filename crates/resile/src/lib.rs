@@ -43,6 +43,7 @@
 //! };
 //!
 //! let breaker = CircuitBreakerLayer::builder()
+//!     .classifier(resile::stack::classifier()) // the limiter's refusals are not failures
 //!     .consecutive_failures(3)
 //!     .open_duration(Duration::from_secs(30))
 //!     .build()?;

@@ -17,8 +17,8 @@
 //!   breaker would send several attempts per breaker decision and hide the failures from it.)
 //! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
 //!   never push the client past its quota, and a pause a `429` asked for holds retries back too.
-//!   A limiter refusal ([`WaitTooLong`](resile_ratelimit::client::WaitTooLong)) is a local
-//!   rejection as well: not retried.
+//!   A limiter refusal ([`WaitTooLong`]) is a local rejection as well: not retried, and neutral
+//!   for the breaker (the stack's [`classifier()`] says so; use it in replacement pieces).
 //! - **Breaker outside the limiter.** An open breaker fails before a permit is taken, so requests
 //!   that will not be sent do not spend the quota; and the limiter's refusals never reach the
 //!   breaker's count as failures (they are neutral: being throttled locally says nothing about
@@ -32,8 +32,8 @@
 //!
 //! | piece | default |
 //! |---|---|
-//! | retry | [`RetryPolicy::default()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
-//! | breaker | [`CircuitBreakerLayer::new()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
+//! | retry | [`default_retry_policy()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
+//! | breaker | [`default_breaker()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
 //! | limiter | [`default_limiter()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per second (so it never paces ordinary traffic) that **pauses every request** when a `429`/`503` carries `Retry-After` |
 //! | per-attempt timeout | [`DEFAULT_ATTEMPT_TIMEOUT`] (10 s) |
 //!
@@ -71,7 +71,7 @@
 //!     })
 //! };
 //!
-//! let breaker = CircuitBreakerLayer::new();
+//! let breaker = resile::stack::default_breaker();
 //! let handle = breaker.handle();
 //! let stack = resile::stack::http_client()
 //!     .circuit_breaker(breaker)
@@ -93,6 +93,10 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
+use resile_classify::{
+    BreakerVerdict, Classification, Classifier, Outcome, OutcomeKind, RetryClass,
+};
+use resile_ratelimit::client::WaitTooLong;
 use resile_ratelimit::{Quota, RateLimitLayer};
 use resile_retry::{RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
@@ -114,13 +118,67 @@ pub fn default_limiter() -> RateLimitLayer {
     RateLimitLayer::new(Quota::per_second(rate))
 }
 
+/// The classifier of the stack's retry policy and breaker: [`Classifier::default()`], plus the
+/// rate limiter's [`WaitTooLong`] refusal counted as a local rejection (never retried, neutral
+/// for the breaker), like the breaker's own `BreakerOpen`.
+///
+/// Build replacement pieces with it (`RetryPolicy::builder().classifier(classifier())`,
+/// `CircuitBreakerLayer::builder().classifier(classifier())`) to keep that rule: with the plain
+/// default classifier a `WaitTooLong` looks like a transport error, which idempotent requests
+/// retry and the breaker counts as a failure of the server.
+pub fn classifier() -> Classifier {
+    Classifier::builder()
+        .custom(|outcome: &Outcome<'_>| match outcome {
+            Outcome::Error(err) if is_wait_too_long(*err) => Some(Classification::new(
+                OutcomeKind::Rejected,
+                RetryClass::Never,
+                BreakerVerdict::Neutral,
+            )),
+            _ => None,
+        })
+        .build()
+}
+
+fn is_wait_too_long(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    // A cyclic or absurdly deep chain must not hang us.
+    for _ in 0..64 {
+        match next {
+            Some(e) if e.is::<WaitTooLong>() => return true,
+            Some(e) => next = e.source(),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The retry policy of [`http_client()`]: [`RetryPolicy::default()`] with the stack's
+/// [`classifier()`].
+pub fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy::builder().classifier(classifier()).build()
+}
+
+/// The breaker of [`http_client()`]: [`CircuitBreakerLayer::new()`]'s defaults with the stack's
+/// [`classifier()`].
+pub fn default_breaker() -> CircuitBreakerLayer {
+    match CircuitBreakerLayer::builder()
+        .classifier(classifier())
+        .build()
+    {
+        Ok(layer) => layer,
+        // The default configuration is valid; a breaker with the plain classifier is the
+        // closest thing if that ever changed.
+        Err(_) => CircuitBreakerLayer::new(),
+    }
+}
+
 /// An HTTP client stack with the defaults: see the [module documentation](self).
 ///
 /// Every piece is replaceable and removable; the order is fixed.
 pub fn http_client() -> ClientStack {
     ClientStack {
-        retry: RetryLayer::new(RetryPolicy::default()),
-        breaker: CircuitBreakerLayer::new(),
+        retry: RetryLayer::new(default_retry_policy()),
+        breaker: default_breaker(),
         limiter: default_limiter(),
         timeout: TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
     }
@@ -168,7 +226,8 @@ impl<R: fmt::Debug, B: fmt::Debug, L: fmt::Debug, T: fmt::Debug> fmt::Debug
 }
 
 impl<R, B, L, T> ClientStack<R, B, L, T> {
-    /// Retries under `policy` (replaces the default [`RetryPolicy`]).
+    /// Retries under `policy` (replaces [`default_retry_policy()`]). Give it the stack's
+    /// [`classifier()`] to keep treating the limiter's refusals as local rejections.
     pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T> {
         self.retry_layer(RetryLayer::new(policy))
     }
@@ -189,7 +248,8 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
     }
 
     /// Uses `layer`'s breaker (keep [`CircuitBreakerLayer::handle`] to watch or control it). Any
-    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host.
+    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host. Build it
+    /// with the stack's [`classifier()`] so the limiter's refusals do not count as failures.
     pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T> {
         ClientStack {
             retry: self.retry,
