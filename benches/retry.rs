@@ -14,7 +14,12 @@
 //!   responses up to three times (what a tower user writes by hand);
 //! - `resile_no_budget`: `resile_retry::Retry` with the default policy minus the budget (the
 //!   same work as tower's: keep a copy of the request, classify the response);
-//! - `resile_default`: the default policy, which also deposits into the shared retry budget.
+//! - `tower_retry_budget`: the same tower policy with tower's own `TpsBudget` (10 s, 10/s, 20 %),
+//!   deposited into on every request that is not retried, as tower's documentation does;
+//! - `resile_default`: the default policy, which also deposits into its shared retry budget.
+//!
+//! The fair pairs are `resile_no_budget` / `tower_retry` and `resile_default` /
+//! `tower_retry_budget`: both budgets read the monotonic clock on every deposit.
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -27,6 +32,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{Request, Response};
 use http_body_util::Full;
 use resile_retry::{RetryLayer, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
 use tower::{Layer, Service};
 
@@ -78,6 +87,37 @@ impl<E> Policy<Req, Res, E> for Retry5xx {
     }
 }
 
+/// tower's side with tower's budget: deposit per request not retried, withdraw per retry.
+#[derive(Clone)]
+struct Retry5xxBudget {
+    remaining: u32,
+    budget: Arc<TpsBudget>,
+}
+
+impl<E> Policy<Req, Res, E> for Retry5xxBudget {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Ok(res) if res.status().is_server_error() && self.remaining > 0 => {
+                if !self.budget.withdraw() {
+                    return None;
+                }
+                self.remaining -= 1;
+                Some(ready(()))
+            }
+            _ => {
+                self.budget.deposit();
+                None
+            }
+        }
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+}
+
 fn request() -> Req {
     Request::get("http://api.example.com/v1/items?id=42")
         .header("accept", "application/json")
@@ -116,6 +156,19 @@ fn success_first_time(c: &mut Criterion) {
     let mut tower = TowerRetryLayer::new(Retry5xx { remaining: 3 }).layer(Ok200);
     group.bench_function("tower_retry", |b| {
         b.iter_batched(request, |req| drive(&mut tower, req), BatchSize::SmallInput)
+    });
+
+    let mut tower_budget = TowerRetryLayer::new(Retry5xxBudget {
+        remaining: 3,
+        budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+    })
+    .layer(Ok200);
+    group.bench_function("tower_retry_budget", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut tower_budget, req),
+            BatchSize::SmallInput,
+        )
     });
 
     let mut resile = RetryLayer::new(RetryPolicy::builder().no_budget().build()).layer(Ok200);

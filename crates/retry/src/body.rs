@@ -72,6 +72,11 @@ use crate::BoxError;
 ///
 /// The layer calls [`try_clone_request`](Self::try_clone_request) before each attempt to keep a
 /// copy, and [`can_replay`](Self::can_replay) on that copy when it decides whether to retry.
+#[diagnostic::on_unimplemented(
+    message = "the retry layer cannot replay `{Self}`",
+    note = "wrap a streaming body (such as hyper's `Incoming`) in `resile_retry::ReplayBody`: \
+            `req.map(ReplayBody::new)`"
+)]
 pub trait ReplayableRequest: RequestLike + Sized {
     /// A copy to send if this request has to be retried; `None` if it cannot be copied, in which
     /// case the request is sent once and never retried.

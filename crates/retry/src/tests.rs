@@ -581,6 +581,40 @@ async fn unseeded_jitter_differs_between_requests() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_seeded_backoff_replays_the_same_jittered_waits() {
+    let backoff = Exponential::builder()
+        .initial(Duration::from_millis(100))
+        .max_retries(3)
+        .jitter(Jitter::Full)
+        .seed(7)
+        .build()
+        .unwrap();
+    let expected: Vec<_> = backoff.clone().collect();
+    assert_eq!(expected.len(), 3);
+    let events = Events::default();
+    let policy = events
+        .attach(RetryPolicy::builder().backoff(backoff))
+        .build();
+    let (svc, mut handle) = mock::pair::<Req, Res>();
+    let svc = Retry::new(svc, policy);
+    for round in 0..2 {
+        let t0 = Instant::now();
+        let task = tokio::spawn(svc.clone().oneshot(get()));
+        let at = answer(&mut handle, t0, vec![respond(503); 4]).await;
+        assert_eq!(task.await.unwrap().unwrap().status(), 503);
+        let waits: Vec<_> = events.retries()[3 * round..]
+            .iter()
+            .map(|e| e.wait)
+            .collect();
+        assert_eq!(waits, expected);
+        // tokio's timer fires on the next whole millisecond.
+        for (gap, wait) in at.windows(2).map(|w| w[1] - w[0]).zip(&expected) {
+            assert!(gap >= *wait && gap < *wait + ms(1), "{gap:?} for {wait:?}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_attempt_header_counts_attempts() {
     let policy = RetryPolicy::builder()
         .backoff(constant(0, 3))
