@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 use resile_backoff::{Backoff, Exponential};
-use resile_classify::{Classifier, Outcome, OutcomeKind, RetryClass};
+use resile_classify::{Classification, Classifier, Outcome, OutcomeKind, RetryClass};
 use tokio::time::Instant;
 
 use crate::budget::RetryBudget;
@@ -349,6 +349,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
     /// `idempotent` is asked only for a retryable outcome: `None` if the request cannot be
     /// replayed, else whether it is idempotent. `backoff` is the request's own backoff, cloned
     /// from the policy's on the first retry.
+    #[inline]
     pub(crate) fn decide(
         &self,
         outcome: Outcome<'_>,
@@ -357,6 +358,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         deadline: Option<Instant>,
         attempt: u32,
     ) -> Decision {
+        // The path of every successful request: classify, and return.
         let class = self.classifier.classify(outcome);
         if class.retry == RetryClass::Never {
             if attempt > 1 {
@@ -364,6 +366,21 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             }
             return Decision::Return;
         }
+        self.decide_retry(class, outcome, idempotent(), backoff, deadline, attempt)
+    }
+
+    /// The rest of [`decide`](Self::decide), for an outcome that may be retried; kept out of line
+    /// so that the success path stays small.
+    #[inline(never)]
+    fn decide_retry(
+        &self,
+        class: Classification,
+        outcome: Outcome<'_>,
+        idempotent: Option<bool>,
+        backoff: &mut Option<B>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    ) -> Decision {
         let status = match outcome {
             Outcome::Response { status, .. } => Some(status),
             Outcome::Error(_) => None,
@@ -389,7 +406,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             Decision::Return
         };
 
-        let Some(idempotent) = idempotent() else {
+        let Some(idempotent) = idempotent else {
             return give_up(GiveUp::NotReplayable);
         };
         if !class.retry_allowed(idempotent) {
