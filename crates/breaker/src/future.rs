@@ -3,34 +3,41 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use crate::error::BreakerOpen;
+use crate::local::LocalId;
 use crate::policy::{verdict, ClassifyOutcome};
-use crate::service::Local;
 use crate::state::Permit;
 use crate::BoxError;
 
 /// Holds a call's permit until its outcome is recorded; if dropped first (the future was
 /// cancelled), gives the permit back so a half-open breaker's probe slot is never lost.
+///
+/// Carries the breaker's id, not a reference to it: see [`local`](crate::local).
 pub(crate) struct Guard<C> {
-    local: Arc<Local<C>>,
+    id: LocalId<C>,
     slot: usize,
     permit: Permit,
     done: bool,
+    cancel: fn(u64, usize, Permit),
 }
 
-impl<C> Guard<C> {
+fn cancel<C: Send + Sync + 'static>(id: u64, slot: usize, permit: Permit) {
+    LocalId::<C>::new(id).with(|local, counters| local.shared.cancel(counters, slot, permit));
+}
+
+impl<C: Send + Sync + 'static> Guard<C> {
     #[inline]
-    pub(crate) fn new(local: Arc<Local<C>>, slot: usize, permit: Permit) -> Self {
+    pub(crate) fn new(id: u64, slot: usize, permit: Permit) -> Self {
         Guard {
-            local,
+            id: LocalId::new(id),
             slot,
             permit,
             done: false,
+            cancel: cancel::<C>,
         }
     }
 
@@ -43,29 +50,30 @@ impl<C> Guard<C> {
             return;
         }
         self.done = true;
-        let classifier = &self.local.classifier;
-        match result {
-            Ok(res) => {
-                let v = verdict(classifier.classify_response(res));
-                self.local
-                    .shared
-                    .complete(self.slot, self.permit, v, || classifier.server_hint(res));
+        let (slot, permit) = (self.slot, self.permit);
+        self.id.with(|local, counters| {
+            let classifier = &local.classifier;
+            match result {
+                Ok(res) => {
+                    let v = verdict(classifier.classify_response(res));
+                    local
+                        .shared
+                        .complete(counters, slot, permit, v, || classifier.server_hint(res));
+                }
+                Err(err) => {
+                    let err: &(dyn std::error::Error + 'static) = &**err;
+                    let v = verdict(classifier.classify_error(err));
+                    local.shared.complete(counters, slot, permit, v, || None);
+                }
             }
-            Err(err) => {
-                let err: &(dyn std::error::Error + 'static) = &**err;
-                let v = verdict(classifier.classify_error(err));
-                self.local
-                    .shared
-                    .complete(self.slot, self.permit, v, || None);
-            }
-        }
+        });
     }
 }
 
 impl<C> Drop for Guard<C> {
     fn drop(&mut self) {
         if !self.done {
-            self.local.shared.cancel(self.slot, self.permit);
+            (self.cancel)(self.id.raw(), self.slot, self.permit);
         }
     }
 }

@@ -41,8 +41,8 @@ use crate::clock::Ticker;
 use crate::error::BuildError;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::{Metrics, Subscription, Transition};
+use crate::local::{Local, LocalId, Owner};
 use crate::policy::{CircuitBreakerBuilder, ClassifyOutcome};
-use crate::service::Local;
 use crate::shared::Shared;
 use crate::state::{Core, State};
 use crate::BoxError;
@@ -264,19 +264,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// let handle = layer.handle();
 /// assert_eq!(handle.capacity(), 1024);
 /// ```
-#[derive(Clone)]
 pub struct KeyedCircuitBreakerLayer<K, C = Classifier> {
-    shared: Arc<Shared>,
-    classifier: C,
+    owner: Arc<Owner<C>>,
     keys: K,
+}
+
+impl<K: Clone, C> Clone for KeyedCircuitBreakerLayer<K, C> {
+    fn clone(&self) -> Self {
+        KeyedCircuitBreakerLayer {
+            owner: self.owner.clone(),
+            keys: self.keys.clone(),
+        }
+    }
 }
 
 impl<K: fmt::Debug, C: fmt::Debug> fmt::Debug for KeyedCircuitBreakerLayer<K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
-            .field("breakers", &self.shared)
+            .field("breakers", &self.owner.local.shared)
             .field("keys", &self.keys)
-            .field("classifier", &self.classifier)
+            .field("classifier", &self.owner.local.classifier)
             .finish()
     }
 }
@@ -293,7 +300,10 @@ impl<C> CircuitBreakerBuilder<C> {
         mut self,
         keys: K,
         capacity: usize,
-    ) -> Result<KeyedCircuitBreakerLayer<K, C>, BuildError> {
+    ) -> Result<KeyedCircuitBreakerLayer<K, C>, BuildError>
+    where
+        C: Send + Sync + 'static,
+    {
         let (policy, spec) = self.check()?;
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(BuildError::InvalidCapacity(capacity));
@@ -315,8 +325,7 @@ impl<C> CircuitBreakerBuilder<C> {
             Some(KeyTable::new(capacity)),
         );
         Ok(KeyedCircuitBreakerLayer {
-            shared: Arc::new(shared),
-            classifier: self.classifier,
+            owner: Local::register(Arc::new(shared), self.classifier),
             keys,
         })
     }
@@ -326,24 +335,19 @@ impl<K, C> KeyedCircuitBreakerLayer<K, C> {
     /// The handle of this layer's breakers.
     pub fn handle(&self) -> KeyedHandle {
         KeyedHandle {
-            shared: self.shared.clone(),
+            shared: self.owner.local.shared.clone(),
         }
     }
 }
 
-impl<S, K: Clone, C: Clone> Layer<S> for KeyedCircuitBreakerLayer<K, C> {
+impl<S, K: Clone, C> Layer<S> for KeyedCircuitBreakerLayer<K, C> {
     type Service = KeyedCircuitBreaker<S, K, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker {
             inner,
-            local: Arc::new(Local {
-                shared: self.shared.clone(),
-                classifier: self.classifier.clone(),
-            }),
+            owner: self.owner.clone(),
             keys: self.keys.clone(),
-            own: true,
-            used_parent: false,
         }
     }
 }
@@ -351,10 +355,8 @@ impl<S, K: Clone, C: Clone> Layer<S> for KeyedCircuitBreakerLayer<K, C> {
 /// A breaker per key in front of a service; built by a [`KeyedCircuitBreakerLayer`].
 pub struct KeyedCircuitBreaker<S, K, C = Classifier> {
     inner: S,
-    local: Arc<Local<C>>,
+    owner: Arc<Owner<C>>,
     keys: K,
-    own: bool,
-    used_parent: bool,
 }
 
 impl<S: fmt::Debug, K: fmt::Debug, C> fmt::Debug for KeyedCircuitBreaker<S, K, C> {
@@ -362,7 +364,7 @@ impl<S: fmt::Debug, K: fmt::Debug, C> fmt::Debug for KeyedCircuitBreaker<S, K, C
         f.debug_struct("KeyedCircuitBreaker")
             .field("inner", &self.inner)
             .field("keys", &self.keys)
-            .field("breakers", &self.local.shared)
+            .field("breakers", &self.owner.local.shared)
             .finish()
     }
 }
@@ -371,10 +373,8 @@ impl<S: Clone, K: Clone, C> Clone for KeyedCircuitBreaker<S, K, C> {
     fn clone(&self) -> Self {
         KeyedCircuitBreaker {
             inner: self.inner.clone(),
-            local: self.local.clone(),
+            owner: self.owner.clone(),
             keys: self.keys.clone(),
-            own: false,
-            used_parent: false,
         }
     }
 }
@@ -383,7 +383,7 @@ impl<S, K, C> KeyedCircuitBreaker<S, K, C> {
     /// The breakers' handle.
     pub fn handle(&self) -> KeyedHandle {
         KeyedHandle {
-            shared: self.local.shared.clone(),
+            shared: self.owner.local.shared.clone(),
         }
     }
 
@@ -408,7 +408,7 @@ where
     S: Service<Req, Response = Res>,
     S::Error: Into<BoxError>,
     K: KeyExtractor<Req>,
-    C: ClassifyOutcome<Res> + Clone,
+    C: ClassifyOutcome<Res>,
 {
     type Response = Res;
     type Error = BoxError;
@@ -419,7 +419,8 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.local.shared;
+        let local = &self.owner.local;
+        let shared = &local.shared;
         let Some(table) = shared.keys.as_ref() else {
             return ResponseFuture::unguarded(self.inner.call(req));
         };
@@ -433,23 +434,12 @@ where
         };
         match shared.admit(slot) {
             Err(open) => {
-                shared.count_rejection();
+                LocalId::<C>::new(local.id()).with(|_, counters| counters.rejection());
                 ResponseFuture::refused(open)
             }
             Ok(permit) => {
-                if !self.own {
-                    if self.used_parent {
-                        self.local = Arc::new(Local {
-                            shared: shared.clone(),
-                            classifier: self.local.classifier.clone(),
-                        });
-                        self.own = true;
-                    } else {
-                        self.used_parent = true;
-                    }
-                }
                 let fut = self.inner.call(req);
-                ResponseFuture::called(fut, Guard::new(self.local.clone(), slot, permit))
+                ResponseFuture::called(fut, Guard::new(local.id(), slot, permit))
             }
         }
     }

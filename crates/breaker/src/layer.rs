@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::clock::Ticker;
 use crate::error::BuildError;
 use crate::handle::BreakerHandle;
+use crate::local::{Local, Owner};
 use crate::policy::CircuitBreakerBuilder;
 use crate::service::CircuitBreaker;
 use crate::shared::Shared;
@@ -20,17 +21,23 @@ use crate::state::Core;
 /// shares it (and [`handle`](Self::handle) reads and controls it). Build another layer for an
 /// independent breaker, or use a [`KeyedCircuitBreakerLayer`](crate::KeyedCircuitBreakerLayer)
 /// for one breaker per host.
-#[derive(Clone)]
 pub struct CircuitBreakerLayer<C = Classifier> {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) classifier: C,
+    pub(crate) owner: Arc<Owner<C>>,
+}
+
+impl<C> Clone for CircuitBreakerLayer<C> {
+    fn clone(&self) -> Self {
+        CircuitBreakerLayer {
+            owner: self.owner.clone(),
+        }
+    }
 }
 
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("breaker", &self.shared)
-            .field("classifier", &self.classifier)
+            .field("breaker", &self.owner.local.shared)
+            .field("classifier", &self.owner.local.classifier)
             .finish()
     }
 }
@@ -61,7 +68,7 @@ impl<C> CircuitBreakerLayer<C> {
     /// The handle of this layer's breaker.
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle {
-            shared: self.shared.clone(),
+            shared: self.owner.local.shared.clone(),
         }
     }
 }
@@ -73,7 +80,10 @@ impl<C> CircuitBreakerBuilder<C> {
     ///
     /// [`BuildError`] if a number is out of range: zero consecutive failures, a failure rate
     /// outside `(0, 1]`, an empty or oversized window, zero probes or successes to close.
-    pub fn build(mut self) -> Result<CircuitBreakerLayer<C>, BuildError> {
+    pub fn build(mut self) -> Result<CircuitBreakerLayer<C>, BuildError>
+    where
+        C: Send + Sync + 'static,
+    {
         let (policy, spec) = self.check()?;
         let (backoff, first) = self.make_backoff();
         let core = Core::new(spec.make(), backoff, first);
@@ -87,16 +97,15 @@ impl<C> CircuitBreakerBuilder<C> {
             None,
         );
         Ok(CircuitBreakerLayer {
-            shared: Arc::new(shared),
-            classifier: self.classifier,
+            owner: Local::register(Arc::new(shared), self.classifier),
         })
     }
 }
 
-impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+impl<S, C> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, self.shared.clone(), self.classifier.clone())
+        CircuitBreaker::new(inner, self.owner.clone())
     }
 }

@@ -80,6 +80,7 @@ mod handle;
 pub mod http;
 mod keyed;
 mod layer;
+mod local;
 mod policy;
 mod service;
 mod shared;

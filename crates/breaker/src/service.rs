@@ -15,14 +15,10 @@
 //! # The closed path
 //!
 //! `poll_ready` + `call` + recording the outcome cost, in the closed state under the default
-//! policy: three atomic loads, one thread-striped counter add, and the reference count of the
-//! future's handle to the breaker. No lock, no allocation, no clock read.
-//!
-//! That reference count is the one per-call write every clone would share if the future held
-//! the breaker directly. So each clone of the service that makes a second call gets its own
-//! small handle (one allocation per clone, then none), and its futures count references on a
-//! cache line no other clone writes. A clone made for a single call (`svc.clone().oneshot(req)`)
-//! never allocates: it uses its parent's handle.
+//! policy: two atomic loads of the state word, a thread-local lookup, and a counter only this
+//! thread writes. No lock, no allocation, no clock read, and no write to memory another thread
+//! uses: the response future carries the breaker's id rather than a reference-counted handle
+//! (see the `local` module in the source).
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,20 +29,10 @@ use tower_service::Service;
 use crate::error::BreakerOpen;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::BreakerHandle;
+use crate::local::{LocalId, Owner};
 use crate::policy::ClassifyOutcome;
-use crate::shared::Shared;
 use crate::state::{Permit, PermitKind};
 use crate::BoxError;
-
-/// What the futures of one service clone share: the breaker and the classifier.
-///
-/// Aligned to its own cache lines, so the reference count its futures write on every call never
-/// shares a line with another clone's (or anything else another thread reads).
-#[repr(align(128))]
-pub(crate) struct Local<C> {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) classifier: C,
-}
 
 /// What `poll_ready` reserved for the next `call`.
 #[derive(Debug, Clone, Copy)]
@@ -60,11 +46,7 @@ pub(crate) enum Reserved {
 /// Built by a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer). Clones share the breaker.
 pub struct CircuitBreaker<S, C = resile_classify::Classifier> {
     inner: S,
-    local: Arc<Local<C>>,
-    /// Whether `local` belongs to this clone alone.
-    own: bool,
-    /// Whether this clone already made a call on its parent's `local`.
-    used_parent: bool,
+    owner: Arc<Owner<C>>,
     reserved: Option<Reserved>,
 }
 
@@ -72,19 +54,17 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("breaker", &self.local.shared)
+            .field("breaker", &self.owner.local.shared)
             .field("reserved", &self.reserved)
             .finish()
     }
 }
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>, classifier: C) -> Self {
+    pub(crate) fn new(inner: S, owner: Arc<Owner<C>>) -> Self {
         CircuitBreaker {
             inner,
-            local: Arc::new(Local { shared, classifier }),
-            own: true,
-            used_parent: false,
+            owner,
             reserved: None,
         }
     }
@@ -92,7 +72,7 @@ impl<S, C> CircuitBreaker<S, C> {
     /// The breaker's handle.
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle {
-            shared: self.local.shared.clone(),
+            shared: self.owner.local.shared.clone(),
         }
     }
 
@@ -108,20 +88,18 @@ impl<S, C> CircuitBreaker<S, C> {
 
     fn unreserve(&mut self) {
         if let Some(Reserved::Permit(p)) = self.reserved.take() {
-            self.local.shared.unreserve(0, p);
+            self.owner.local.shared.unreserve(0, p);
         }
     }
 }
 
-impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
+impl<S: Clone, C> Clone for CircuitBreaker<S, C> {
     /// A clone shares the breaker but not the parent's reservation: it must be polled ready
     /// itself.
     fn clone(&self) -> Self {
         CircuitBreaker {
             inner: self.inner.clone(),
-            local: self.local.clone(),
-            own: false,
-            used_parent: false,
+            owner: self.owner.clone(),
             reserved: None,
         }
     }
@@ -149,7 +127,7 @@ where
             // A probe slot is kept until `call` (or drop).
             Some(Reserved::Permit(p)) if p.kind == PermitKind::Probe => {}
             _ => {
-                self.reserved = Some(match self.local.shared.admit(0) {
+                self.reserved = Some(match self.owner.local.shared.admit(0) {
                     Ok(p) => Reserved::Permit(p),
                     Err(open) => Reserved::Refused(open),
                 })
@@ -173,32 +151,19 @@ where
         // Without a `poll_ready` first (a contract violation), admit now rather than panic.
         let reserved = match self.reserved.take() {
             Some(r) => r,
-            None => match self.local.shared.admit(0) {
+            None => match self.owner.local.shared.admit(0) {
                 Ok(p) => Reserved::Permit(p),
                 Err(open) => Reserved::Refused(open),
             },
         };
         match reserved {
             Reserved::Refused(open) => {
-                self.local.shared.count_rejection();
+                LocalId::<C>::new(self.owner.local.id()).with(|_, counters| counters.rejection());
                 ResponseFuture::refused(open)
             }
             Reserved::Permit(permit) => {
-                if !self.own {
-                    if self.used_parent {
-                        // The second call of this clone: from now on its futures count
-                        // references on a handle of their own.
-                        self.local = Arc::new(Local {
-                            shared: self.local.shared.clone(),
-                            classifier: self.local.classifier.clone(),
-                        });
-                        self.own = true;
-                    } else {
-                        self.used_parent = true;
-                    }
-                }
                 let fut = self.inner.call(req);
-                ResponseFuture::called(fut, Guard::new(self.local.clone(), 0, permit))
+                ResponseFuture::called(fut, Guard::new(self.owner.local.id(), 0, permit))
             }
         }
     }

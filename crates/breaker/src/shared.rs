@@ -1,7 +1,6 @@
 //! What every clone of a breaker service and its handle share: the state machine(s), the
 //! policy, the clock, the metrics and the transition listeners.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,14 +15,15 @@ use crate::state::{Change, Core, Permit, Policy, State, Verdict};
 /// A transition listener.
 pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-/// Metric counters: one block per (thread, breaker), written only by its thread with a plain
-/// load and store (no read-modify-write, no shared cache line), read by the handle through the
-/// breaker's registry of blocks.
+/// Metric counters: one block per (thread, breaker), kept in the thread's cache (see
+/// [`local`](crate::local)) and written only by its thread with a plain load and store (no
+/// read-modify-write, no shared cache line); the handle reads them through the breaker's
+/// registry of blocks.
 /// Aligned to its own cache lines (two, for the adjacent-line prefetcher): a block is written on
 /// every call by its thread and must not share a line with anything another thread touches.
 #[derive(Default)]
 #[repr(align(128))]
-struct Counters {
+pub(crate) struct Counters {
     successes: StdAtomicU64,
     failures: StdAtomicU64,
     neutral: StdAtomicU64,
@@ -50,6 +50,27 @@ fn bump(c: &StdAtomicU64) {
     );
 }
 
+impl Counters {
+    #[inline]
+    pub(crate) fn outcome(&self, verdict: Verdict) {
+        bump(match verdict {
+            Verdict::Success => &self.successes,
+            Verdict::Failure => &self.failures,
+            Verdict::Neutral => &self.neutral,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn cancelled(&self) {
+        bump(&self.cancelled)
+    }
+
+    #[inline]
+    pub(crate) fn rejection(&self) {
+        bump(&self.rejections)
+    }
+}
+
 /// The blocks of one breaker: those of live threads, and the sum of those let go.
 #[derive(Default)]
 struct Registry {
@@ -57,21 +78,10 @@ struct Registry {
     retired: Metrics,
 }
 
-/// How many breakers a thread keeps counter blocks for at once; a thread that counts for more
-/// lets its oldest block go (its counts stay in the breaker's registry).
-const CACHED_BREAKERS: usize = 8;
-
-thread_local! {
-    static BLOCKS: RefCell<Vec<(u64, Arc<Counters>)>> = const { RefCell::new(Vec::new()) };
-}
-
-static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
-
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) slots: Box<[Core]>,
     pub(crate) ticker: Ticker,
-    id: u64,
     registry: Mutex<Registry>,
     listeners: RwLock<Vec<(u64, Listener)>>,
     next_listener: StdAtomicU64,
@@ -106,7 +116,6 @@ impl Shared {
             policy,
             slots,
             ticker,
-            id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
             registry: Mutex::new(Registry::default()),
             listeners: RwLock::new((0..).zip(listeners).collect()),
             next_listener: StdAtomicU64::new(n),
@@ -122,23 +131,23 @@ impl Shared {
         if let Some(change) = change {
             self.emit(slot, change);
         }
-        result.map_err(|r| BreakerOpen::new(r.until_probe))
+        match result {
+            Ok(permit) => Ok(permit),
+            Err(r) => Err(BreakerOpen::new(r.until_probe)),
+        }
     }
 
     /// Records the outcome of a call admitted by `permit` on slot `slot`.
     #[inline]
     pub(crate) fn complete(
         &self,
+        counters: &Counters,
         slot: usize,
         permit: Permit,
         verdict: Verdict,
         hint: impl FnOnce() -> Option<Duration>,
     ) {
-        self.count(|c| match verdict {
-            Verdict::Success => &c.successes,
-            Verdict::Failure => &c.failures,
-            Verdict::Neutral => &c.neutral,
-        });
+        counters.outcome(verdict);
         let change =
             self.slots[slot].record(&self.policy, permit, verdict, hint, || self.ticker.now());
         if let Some(change) = change {
@@ -147,20 +156,14 @@ impl Shared {
     }
 
     /// A call admitted by `permit` was cancelled before it completed.
-    pub(crate) fn cancel(&self, slot: usize, permit: Permit) {
-        self.count(|c| &c.cancelled);
+    pub(crate) fn cancel(&self, counters: &Counters, slot: usize, permit: Permit) {
+        counters.cancelled();
         self.slots[slot].release(permit);
     }
 
     /// A permit reserved by `poll_ready` was never used.
     pub(crate) fn unreserve(&self, slot: usize, permit: Permit) {
         self.slots[slot].release(permit);
-    }
-
-    /// A call was rejected.
-    #[inline]
-    pub(crate) fn count_rejection(&self) {
-        self.count(|c| &c.rejections);
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
@@ -174,38 +177,10 @@ impl Shared {
         m
     }
 
-    /// Adds one to the counter `which` picks in this thread's block for this breaker.
-    #[inline]
-    fn count(&self, which: impl Fn(&Counters) -> &StdAtomicU64) {
-        let done = BLOCKS
-            .try_with(|blocks| {
-                let Ok(mut blocks) = blocks.try_borrow_mut() else {
-                    return false;
-                };
-                if let Some((_, block)) = blocks.iter().find(|(id, _)| *id == self.id) {
-                    bump(which(block));
-                    return true;
-                }
-                let block = self.new_block();
-                bump(which(&block));
-                if blocks.len() >= CACHED_BREAKERS {
-                    blocks.remove(0);
-                }
-                blocks.push((self.id, block));
-                true
-            })
-            .unwrap_or(false);
-        if !done {
-            // No thread-local storage (a thread being torn down): count in a fresh block.
-            let block = self.new_block();
-            bump(which(&block));
-        }
-    }
-
     /// A counter block registered with this breaker. Blocks no thread holds any more are summed
     /// into `retired` here, so the registry stays as small as the number of counting threads.
     #[cold]
-    fn new_block(&self) -> Arc<Counters> {
+    pub(crate) fn new_block(&self) -> Arc<Counters> {
         let block = Arc::new(Counters::default());
         let mut registry = lock(&self.registry);
         let Registry { blocks, retired } = &mut *registry;
@@ -239,6 +214,8 @@ impl Shared {
     }
 
     /// Reports a transition: a `tracing` event and every listener.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn emit(&self, slot: usize, change: Change) {
         let key = self.keys.as_ref().and_then(|k| k.name(slot));
         let name = self.name.as_deref().unwrap_or("");

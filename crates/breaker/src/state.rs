@@ -330,7 +330,28 @@ impl Core {
         policy: &Policy,
         now: impl Fn() -> Tick,
     ) -> (Result<Permit, Refusal>, Option<Change>) {
-        let mut w = self.word.load(Ordering::Acquire);
+        let w = self.word.load(Ordering::Acquire);
+        if kind(w) == CLOSED {
+            // The fast path: one load.
+            return (
+                Ok(Permit {
+                    epoch: epoch(w),
+                    kind: PermitKind::Closed,
+                }),
+                None,
+            );
+        }
+        self.acquire_slow(policy, w, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(
+        &self,
+        policy: &Policy,
+        mut w: u64,
+        now: impl Fn() -> Tick,
+    ) -> (Result<Permit, Refusal>, Option<Change>) {
         loop {
             match kind(w) {
                 CLOSED => {
@@ -422,6 +443,28 @@ impl Core {
     /// the policy's window is time-based or the breaker opens.
     #[inline]
     pub(crate) fn record(
+        &self,
+        policy: &Policy,
+        permit: Permit,
+        verdict: Verdict,
+        hint: impl FnOnce() -> Option<Duration>,
+        now: impl Fn() -> Tick,
+    ) -> Option<Change> {
+        if permit.kind == PermitKind::Closed
+            && verdict == Verdict::Success
+            && matches!(policy.trip, Trip::Consecutive(_))
+        {
+            // The fast path: a success with no failure streak to clear is one load.
+            let w = self.word.load(Ordering::Acquire);
+            if w == pack(CLOSED, permit.epoch, 0) {
+                return None;
+            }
+        }
+        self.record_slow(policy, permit, verdict, hint, now)
+    }
+
+    #[inline(never)]
+    fn record_slow(
         &self,
         policy: &Policy,
         permit: Permit,

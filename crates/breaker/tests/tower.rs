@@ -39,6 +39,9 @@ async fn call_on<S>(
 where
     S: Service<Req, Response = Res, Error = BoxError>,
 {
+    // Tokio's cooperative budget would make the mock's channel look empty after ~128
+    // operations in one task poll: start each exchange with a fresh budget.
+    tokio::task::yield_now().await;
     let fut = match svc.ready().await {
         Ok(svc) => svc.call(req),
         Err(e) => return (false, Err(e)),
@@ -661,4 +664,83 @@ fn bad_configurations_are_typed_errors() {
         BuildError::InvalidCapacity(0)
     );
     assert!(!BuildError::ZeroFailures.to_string().is_empty());
+}
+
+/// Polls a future to completion on the current thread (it must not need a runtime).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_count_whichever_thread_completes_the_call() {
+    let layer = CircuitBreakerLayer::builder()
+        .consecutive_failures(3)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let (mut svc, mut h) = service(&layer);
+    // Futures made here, completed on fresh threads that never saw this breaker.
+    for i in 0..3 {
+        let fut = svc.ready().await.unwrap().call(Request::new(()));
+        let (_, send) = h.next_request().await.unwrap();
+        send.send_response(status(500));
+        let res = std::thread::spawn(move || block_on(fut)).join().unwrap();
+        assert_eq!(res.unwrap().status(), 500);
+        let expected = if i < 2 { State::Closed } else { State::Open };
+        assert_eq!(breaker.state(), expected);
+    }
+    let m = breaker.metrics();
+    assert_eq!((m.calls, m.failures), (3, 3));
+    // A probe cancelled on another thread gives its slot back too.
+    breaker.reset();
+    let fut = svc.ready().await.unwrap().call(Request::new(()));
+    std::thread::spawn(move || drop(fut)).join().unwrap();
+    assert_eq!(breaker.metrics().cancelled, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_outliving_its_breaker_completes_quietly() {
+    let layer = CircuitBreakerLayer::builder()
+        .consecutive_failures(1)
+        .build()
+        .unwrap();
+    let (mut svc, mut h) = service(&layer);
+    let fut = svc.ready().await.unwrap().call(Request::new(()));
+    drop(svc);
+    drop(layer);
+    let (_, send) = h.next_request().await.unwrap();
+    send.send_response(status(500));
+    // On a thread that never cached the breaker: it is gone, the outcome has nowhere to go.
+    let res = std::thread::spawn(move || block_on(fut)).join().unwrap();
+    assert_eq!(res.unwrap().status(), 500);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_breakers_on_one_thread_keep_their_own_counts() {
+    // More breakers than a thread caches: counts survive eviction.
+    let layers: Vec<_> = (0..40)
+        .map(|_| {
+            CircuitBreakerLayer::builder()
+                .consecutive_failures(100)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut services: Vec<_> = layers.iter().map(service).collect();
+    for round in 0..3 {
+        for (svc, h) in services.iter_mut() {
+            let _ = call(svc, h, Reply::Status(if round == 0 { 500 } else { 200 })).await;
+        }
+    }
+    for layer in &layers {
+        let m = layer.handle().metrics();
+        assert_eq!((m.calls, m.failures, m.successes), (3, 1, 2));
+    }
 }
