@@ -144,13 +144,10 @@ async fn too_many_requests_with_a_date_then_ok(via: Via) {
     // the clocks say. A POST is retried after a 429: the server did not process it.
     let date = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let server = ScriptedServer::start([Step::status(429)
-        .header(
-            "date",
-            &resile_retry_after::format_http_date(date).to_string(),
-        )
+        .header("date", resile_retry_after::format_http_date(date).as_ref())
         .header(
             "retry-after",
-            &resile_retry_after::format_http_date(date + Duration::from_secs(1)).to_string(),
+            resile_retry_after::format_http_date(date + Duration::from_secs(1)).as_ref(),
         )])
     .await;
     let out = send(via, Method::POST, &server.url("/orders"), "order-7").await;
