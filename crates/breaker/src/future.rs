@@ -19,10 +19,16 @@ use crate::BoxError;
 /// Carries the breaker's id, not a reference to it: see [`local`](crate::local).
 pub(crate) struct Guard<C> {
     id: LocalId<C>,
-    slot: usize,
-    permit: Permit,
-    done: bool,
+    /// The slot (high 32 bits) and the permit (low 32 bits, never zero); zero once recorded.
+    /// One word, so that building and moving the future are whole-word copies.
+    ticket: u64,
     cancel: fn(u64, usize, Permit),
+}
+
+#[inline]
+fn unpack(ticket: u64) -> Option<(usize, Permit)> {
+    let permit = Permit::from_bits(ticket as u32)?;
+    Some(((ticket >> 32) as usize, permit))
 }
 
 fn cancel<C: Send + Sync + 'static>(id: u64, slot: usize, permit: Permit) {
@@ -34,9 +40,7 @@ impl<C: Send + Sync + 'static> Guard<C> {
     pub(crate) fn new(id: u64, slot: usize, permit: Permit) -> Self {
         Guard {
             id: LocalId::new(id),
-            slot,
-            permit,
-            done: false,
+            ticket: ((slot as u64) << 32) | u64::from(permit.bits()),
             cancel: cancel::<C>,
         }
     }
@@ -46,11 +50,9 @@ impl<C: Send + Sync + 'static> Guard<C> {
     where
         C: ClassifyOutcome<Res>,
     {
-        if self.done {
+        let Some((slot, permit)) = unpack(std::mem::take(&mut self.ticket)) else {
             return;
-        }
-        self.done = true;
-        let (slot, permit) = (self.slot, self.permit);
+        };
         self.id.with(|local, counters| {
             let classifier = &local.classifier;
             match result {
@@ -72,8 +74,8 @@ impl<C: Send + Sync + 'static> Guard<C> {
 
 impl<C> Drop for Guard<C> {
     fn drop(&mut self) {
-        if !self.done {
-            (self.cancel)(self.id.raw(), self.slot, self.permit);
+        if let Some((slot, permit)) = unpack(self.ticket) {
+            (self.cancel)(self.id.raw(), slot, permit);
         }
     }
 }

@@ -115,7 +115,7 @@ fn loom_one_probe_slot_goes_to_one_caller() {
                 thread::spawn(move || {
                     let (result, change) = core.acquire(&p, || Tick::exact(0));
                     if let Ok(permit) = result {
-                        assert_eq!(permit.kind, PermitKind::Probe);
+                        assert_eq!(permit.kind(), PermitKind::Probe);
                         admitted.fetch_add(1, Ordering::SeqCst);
                     } else {
                         assert_eq!(result.unwrap_err().until_probe, Some(Duration::ZERO));

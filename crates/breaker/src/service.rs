@@ -34,20 +34,16 @@ use crate::policy::ClassifyOutcome;
 use crate::state::{Permit, PermitKind};
 use crate::BoxError;
 
-/// What `poll_ready` reserved for the next `call`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Reserved {
-    Permit(Permit),
-    Refused(BreakerOpen),
-}
-
 /// A circuit breaker in front of a service: see the [crate docs](crate).
 ///
 /// Built by a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer). Clones share the breaker.
 pub struct CircuitBreaker<S, C = resile_classify::Classifier> {
     inner: S,
     owner: Arc<Owner<C>>,
-    reserved: Option<Reserved>,
+    /// What `poll_ready` reserved for the next `call`: a permit, or the rejection. (Two fields
+    /// rather than one enum: the closed path writes and reads the permit as one word.)
+    permit: Option<Permit>,
+    refused: Option<BreakerOpen>,
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
@@ -55,7 +51,8 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("breaker", &self.owner.local.shared)
-            .field("reserved", &self.reserved)
+            .field("permit", &self.permit)
+            .field("refused", &self.refused)
             .finish()
     }
 }
@@ -65,7 +62,8 @@ impl<S, C> CircuitBreaker<S, C> {
         CircuitBreaker {
             inner,
             owner,
-            reserved: None,
+            permit: None,
+            refused: None,
         }
     }
 
@@ -87,7 +85,7 @@ impl<S, C> CircuitBreaker<S, C> {
     }
 
     fn unreserve(&mut self) {
-        if let Some(Reserved::Permit(p)) = self.reserved.take() {
+        if let Some(p) = self.permit.take() {
             self.owner.local.shared.unreserve(0, p);
         }
     }
@@ -100,7 +98,8 @@ impl<S: Clone, C> Clone for CircuitBreaker<S, C> {
         CircuitBreaker {
             inner: self.inner.clone(),
             owner: self.owner.clone(),
-            reserved: None,
+            permit: None,
+            refused: None,
         }
     }
 }
@@ -123,45 +122,49 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.reserved {
-            // A probe slot is kept until `call` (or drop).
-            Some(Reserved::Permit(p)) if p.kind == PermitKind::Probe => {}
-            _ => {
-                self.reserved = Some(match self.owner.local.shared.admit(0) {
-                    Ok(p) => Reserved::Permit(p),
-                    Err(open) => Reserved::Refused(open),
-                })
+        // A probe slot is kept until `call` (or drop); anything else is asked for again.
+        if !matches!(self.permit, Some(p) if p.kind() == PermitKind::Probe) {
+            match self.owner.local.shared.admit(0) {
+                Ok(p) => {
+                    self.permit = Some(p);
+                    if self.refused.is_some() {
+                        self.refused = None;
+                    }
+                }
+                Err(open) => {
+                    self.permit = None;
+                    self.refused = Some(open);
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
-        match self.reserved {
-            Some(Reserved::Refused(_)) => Poll::Ready(Ok(())),
-            _ => match self.inner.poll_ready(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    self.unreserve();
-                    Poll::Ready(Err(e.into()))
-                }
-            },
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                self.unreserve();
+                Poll::Ready(Err(e.into()))
+            }
         }
     }
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        // Without a `poll_ready` first (a contract violation), admit now rather than panic.
-        let reserved = match self.reserved.take() {
-            Some(r) => r,
-            None => match self.owner.local.shared.admit(0) {
-                Ok(p) => Reserved::Permit(p),
-                Err(open) => Reserved::Refused(open),
+        let permit = match self.permit.take() {
+            Some(p) => Ok(p),
+            None => match self.refused.take() {
+                Some(open) => Err(open),
+                // Without a `poll_ready` first (a contract violation), admit now rather than
+                // panic.
+                None => self.owner.local.shared.admit(0),
             },
         };
-        match reserved {
-            Reserved::Refused(open) => {
+        match permit {
+            Err(open) => {
                 LocalId::<C>::new(self.owner.local.id()).with(|_, counters| counters.rejection());
                 ResponseFuture::refused(open)
             }
-            Reserved::Permit(permit) => {
+            Ok(permit) => {
                 let fut = self.inner.call(req);
                 ResponseFuture::called(fut, Guard::new(self.owner.local.id(), 0, permit))
             }

@@ -34,6 +34,7 @@
 //! on a recorded outcome that changes no state.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use resile_backoff::Backoff;
@@ -211,20 +212,60 @@ impl Window {
 
 /// What kind of call a permit admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum PermitKind {
-    Closed,
-    Probe,
-    Disabled,
+    Closed = 0,
+    Probe = 1,
+    Disabled = 2,
 }
 
 /// The right to make one call, stamped with the epoch of the state that granted it.
 ///
 /// Plain data: whoever holds a probe permit must give it back through [`Core::record`] or
-/// [`Core::release`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Permit {
-    pub(crate) epoch: u32,
-    pub(crate) kind: PermitKind,
+/// [`Core::release`]. Packed in one non-zero `u32` (epoch in bits 0..21, kind in bits 21..23,
+/// bit 31 set) so that it is written and read as one word on the hot path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Permit(NonZeroU32);
+
+impl Permit {
+    #[inline]
+    pub(crate) fn new(epoch: u32, kind: PermitKind) -> Self {
+        let bits = (1 << 31) | ((kind as u32) << EPOCH_BITS) | (epoch & EPOCH_MASK as u32);
+        Permit(NonZeroU32::new(bits).unwrap_or(NonZeroU32::MAX))
+    }
+
+    #[inline]
+    pub(crate) fn epoch(self) -> u32 {
+        self.0.get() & EPOCH_MASK as u32
+    }
+
+    #[inline]
+    pub(crate) fn bits(self) -> u32 {
+        self.0.get()
+    }
+
+    #[inline]
+    pub(crate) fn from_bits(bits: u32) -> Option<Self> {
+        NonZeroU32::new(bits).map(Permit)
+    }
+
+    #[inline]
+    pub(crate) fn kind(self) -> PermitKind {
+        match (self.0.get() >> EPOCH_BITS) & 3 {
+            0 => PermitKind::Closed,
+            1 => PermitKind::Probe,
+            _ => PermitKind::Disabled,
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("epoch", &self.epoch())
+            .field("kind", &self.kind())
+            .finish()
+    }
 }
 
 /// Why a call was refused.
@@ -333,13 +374,7 @@ impl Core {
         let w = self.word.load(Ordering::Acquire);
         if kind(w) == CLOSED {
             // The fast path: one load.
-            return (
-                Ok(Permit {
-                    epoch: epoch(w),
-                    kind: PermitKind::Closed,
-                }),
-                None,
-            );
+            return (Ok(Permit::new(epoch(w), PermitKind::Closed)), None);
         }
         self.acquire_slow(policy, w, now)
     }
@@ -354,24 +389,8 @@ impl Core {
     ) -> (Result<Permit, Refusal>, Option<Change>) {
         loop {
             match kind(w) {
-                CLOSED => {
-                    return (
-                        Ok(Permit {
-                            epoch: epoch(w),
-                            kind: PermitKind::Closed,
-                        }),
-                        None,
-                    )
-                }
-                DISABLED => {
-                    return (
-                        Ok(Permit {
-                            epoch: epoch(w),
-                            kind: PermitKind::Disabled,
-                        }),
-                        None,
-                    )
-                }
+                CLOSED => return (Ok(Permit::new(epoch(w), PermitKind::Closed)), None),
+                DISABLED => return (Ok(Permit::new(epoch(w), PermitKind::Disabled)), None),
                 FORCED_OPEN => return (Err(Refusal { until_probe: None }), None),
                 OPEN => {
                     let t = now().floor;
@@ -392,10 +411,7 @@ impl Core {
                     {
                         Ok(_) => {
                             return (
-                                Ok(Permit {
-                                    epoch: e,
-                                    kind: PermitKind::Probe,
-                                }),
+                                Ok(Permit::new(e, PermitKind::Probe)),
                                 Some(Change {
                                     from: State::Open,
                                     to: State::HalfOpen,
@@ -422,15 +438,7 @@ impl Core {
                         .word
                         .compare_exchange(w, nw, Ordering::AcqRel, Ordering::Acquire)
                     {
-                        Ok(_) => {
-                            return (
-                                Ok(Permit {
-                                    epoch: epoch(w),
-                                    kind: PermitKind::Probe,
-                                }),
-                                None,
-                            )
-                        }
+                        Ok(_) => return (Ok(Permit::new(epoch(w), PermitKind::Probe)), None),
                         Err(actual) => w = actual,
                     }
                 }
@@ -450,13 +458,13 @@ impl Core {
         hint: impl FnOnce() -> Option<Duration>,
         now: impl Fn() -> Tick,
     ) -> Option<Change> {
-        if permit.kind == PermitKind::Closed
+        if permit.kind() == PermitKind::Closed
             && verdict == Verdict::Success
             && matches!(policy.trip, Trip::Consecutive(_))
         {
             // The fast path: a success with no failure streak to clear is one load.
             let w = self.word.load(Ordering::Acquire);
-            if w == pack(CLOSED, permit.epoch, 0) {
+            if w == pack(CLOSED, permit.epoch(), 0) {
                 return None;
             }
         }
@@ -472,20 +480,20 @@ impl Core {
         hint: impl FnOnce() -> Option<Duration>,
         now: impl Fn() -> Tick,
     ) -> Option<Change> {
-        match permit.kind {
+        match permit.kind() {
             PermitKind::Disabled => None,
             PermitKind::Closed => match verdict {
                 Verdict::Neutral => None,
-                Verdict::Success => self.closed_outcome(policy, permit.epoch, false, hint, now),
-                Verdict::Failure => self.closed_outcome(policy, permit.epoch, true, hint, now),
+                Verdict::Success => self.closed_outcome(policy, permit.epoch(), false, hint, now),
+                Verdict::Failure => self.closed_outcome(policy, permit.epoch(), true, hint, now),
             },
             PermitKind::Probe => match verdict {
                 Verdict::Neutral => {
                     self.release(permit);
                     None
                 }
-                Verdict::Success => self.probe_success(policy, permit.epoch),
-                Verdict::Failure => self.probe_failure(policy, permit.epoch, hint, now),
+                Verdict::Success => self.probe_success(policy, permit.epoch()),
+                Verdict::Failure => self.probe_failure(policy, permit.epoch(), hint, now),
             },
         }
     }
@@ -494,11 +502,11 @@ impl Core {
     /// a probe's slot is freed for another probe; nothing is counted.
     #[inline]
     pub(crate) fn release(&self, permit: Permit) {
-        if permit.kind != PermitKind::Probe {
+        if permit.kind() != PermitKind::Probe {
             return;
         }
         let mut w = self.word.load(Ordering::Acquire);
-        while kind(w) == HALF_OPEN && epoch(w) == permit.epoch && inflight(w) > 0 {
+        while kind(w) == HALF_OPEN && epoch(w) == permit.epoch() && inflight(w) > 0 {
             let nw = pack(HALF_OPEN, epoch(w), half(inflight(w) - 1, successes(w)));
             match self
                 .word

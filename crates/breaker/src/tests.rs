@@ -127,7 +127,7 @@ impl Model {
     }
 
     fn acquire(&mut self, tick: Tick) -> (Result<Permit, Refusal>, Option<Change>) {
-        let permit = |epoch, kind| Permit { epoch, kind };
+        let permit = Permit::new;
         let now = tick.floor;
         match self.state {
             State::Closed => (Ok(permit(self.epoch, PermitKind::Closed)), None),
@@ -205,10 +205,10 @@ impl Model {
         hint: Option<Duration>,
         now: Tick,
     ) -> Option<Change> {
-        match p.kind {
+        match p.kind() {
             PermitKind::Disabled => None,
             PermitKind::Closed => {
-                if self.state != State::Closed || self.epoch != p.epoch || v == Verdict::Neutral {
+                if self.state != State::Closed || self.epoch != p.epoch() || v == Verdict::Neutral {
                     return None;
                 }
                 let failure = v == Verdict::Failure;
@@ -234,7 +234,7 @@ impl Model {
                 }
             }
             PermitKind::Probe => {
-                if self.state != State::HalfOpen || self.epoch != p.epoch {
+                if self.state != State::HalfOpen || self.epoch != p.epoch() {
                     return None;
                 }
                 match v {
@@ -258,9 +258,9 @@ impl Model {
     }
 
     fn release(&mut self, p: Permit) {
-        if p.kind == PermitKind::Probe
+        if p.kind() == PermitKind::Probe
             && self.state == State::HalfOpen
-            && self.epoch == p.epoch
+            && self.epoch == p.epoch()
             && self.inflight > 0
         {
             self.inflight -= 1;
@@ -492,7 +492,7 @@ fn stress_half_open_permits_are_never_lost() {
                 let mut rng = fastrand_like(t as u64 + 1);
                 for _ in 0..20_000 {
                     if let (Ok(p), _) = core.acquire(&policy, || Tick::exact(0)) {
-                        assert_eq!(p.kind, PermitKind::Probe);
+                        assert_eq!(p.kind(), PermitKind::Probe);
                         let n = held.fetch_add(1, Ordering::SeqCst) + 1;
                         max_held.fetch_max(n, Ordering::SeqCst);
                         std::hint::spin_loop();
