@@ -10,10 +10,10 @@ use crate::clock::Ticker;
 use crate::error::BuildError;
 use crate::handle::BreakerHandle;
 use crate::local::{Local, Owner};
-use crate::policy::CircuitBreakerBuilder;
+use crate::policy::{CircuitBreakerBuilder, WindowSpec};
 use crate::service::CircuitBreaker;
 use crate::shared::Shared;
-use crate::state::Core;
+use crate::state::{Core, Policy, Trip};
 
 /// Wraps services in a [`CircuitBreaker`].
 ///
@@ -51,11 +51,14 @@ impl Default for CircuitBreakerLayer<Classifier> {
 impl CircuitBreakerLayer<Classifier> {
     /// A breaker with the defaults (see [`CircuitBreakerBuilder`]).
     pub fn new() -> Self {
-        match CircuitBreakerBuilder::default().build() {
-            Ok(layer) => layer,
-            // The default configuration always passes the checks.
-            Err(_) => unreachable!("the default breaker configuration is valid"),
-        }
+        let builder = CircuitBreakerBuilder::default();
+        let policy = Policy {
+            trip: Trip::Consecutive(5),
+            probes: 1,
+            close_after: 1,
+            max_hint: builder.max_hint,
+        };
+        builder.assemble(policy, WindowSpec::None)
     }
 
     /// A builder starting from the defaults.
@@ -80,11 +83,19 @@ impl<C> CircuitBreakerBuilder<C> {
     ///
     /// [`BuildError`] if a number is out of range: zero consecutive failures, a failure rate
     /// outside `(0, 1]`, an empty or oversized window, zero probes or successes to close.
-    pub fn build(mut self) -> Result<CircuitBreakerLayer<C>, BuildError>
+    pub fn build(self) -> Result<CircuitBreakerLayer<C>, BuildError>
     where
         C: Send + Sync + 'static,
     {
         let (policy, spec) = self.check()?;
+        Ok(self.assemble(policy, spec))
+    }
+
+    /// Builds the layer from a checked policy.
+    fn assemble(mut self, policy: Policy, spec: WindowSpec) -> CircuitBreakerLayer<C>
+    where
+        C: Send + Sync + 'static,
+    {
         let (backoff, first) = self.make_backoff();
         let core = Core::new(spec.make(), backoff, first);
         let ticker = Ticker::new(self.take_clock());
@@ -96,9 +107,9 @@ impl<C> CircuitBreakerBuilder<C> {
             self.listeners,
             None,
         );
-        Ok(CircuitBreakerLayer {
+        CircuitBreakerLayer {
             owner: Local::register(Arc::new(shared), self.classifier),
-        })
+        }
     }
 }
 

@@ -78,7 +78,7 @@ mod error;
 mod future;
 mod handle;
 pub mod http;
-mod keyed;
+pub mod keyed;
 mod layer;
 mod local;
 mod policy;

@@ -94,7 +94,7 @@ pub enum SlidingWindow {
 /// Implemented by [`resile_classify::Classifier`] for any [`ResponseLike`] response (the
 /// defaults: 5xx and transport errors are failures, 408 and 429 are neutral, other statuses
 /// are successes, resile's own rejections are neutral), and by [`FnClassifier`] for anything.
-pub trait ClassifyOutcome<Res>: Clone + Send + Sync + 'static {
+pub trait ClassifyOutcome<Res>: Send + Sync + 'static {
     /// The verdict on a response.
     fn classify_response(&self, res: &Res) -> BreakerVerdict;
     /// The verdict on an error of the inner service.
