@@ -18,8 +18,33 @@ pub(crate) const MAX_DELAY_SECS: u64 = u32::MAX as u64;
 
 /// delay-seconds (`1*DIGIT`, already trimmed, starting with a digit) as whole seconds, saturating
 /// at [`MAX_DELAY`].
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_seconds(s: &[u8]) -> Result<u64, Kind> {
+    // One to four digits (`1`, `30`, `120`, `3600`: nearly every real value) in straight-line
+    // code: independent loads and one branch. Any non-digit falls through to the loop below,
+    // which says which error it is.
+    let dv = |b: u8| b.wrapping_sub(b'0');
+    let quick = match *s {
+        [a] => Some((dv(a) > 9, u64::from(dv(a)))),
+        [a, b] => {
+            let (a, b) = (dv(a), dv(b));
+            Some(((a > 9) | (b > 9), u64::from(a) * 10 + u64::from(b)))
+        }
+        [a, b, c] => {
+            let (a, b, c) = (dv(a), dv(b), dv(c));
+            let v = u64::from(a) * 100 + u64::from(b) * 10 + u64::from(c);
+            Some(((a > 9) | (b > 9) | (c > 9), v))
+        }
+        [a, b, c, d] => {
+            let (a, b, c, d) = (dv(a), dv(b), dv(c), dv(d));
+            let v = u64::from(a) * 1000 + u64::from(b) * 100 + u64::from(c) * 10 + u64::from(d);
+            Some(((a > 9) | (b > 9) | (c > 9) | (d > 9), v))
+        }
+        _ => None,
+    };
+    if let Some((false, v)) = quick {
+        return Ok(v);
+    }
     // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64): no overflow checks.
     if s.len() <= 19 {
         let mut v: u64 = 0;
@@ -199,5 +224,37 @@ mod tests {
             Err(Kind::InvalidDelay)
         );
         assert_eq!(parse_seconds(b"1x"), Err(Kind::InvalidDelay));
+    }
+
+    #[test]
+    fn short_values_take_the_straight_line_path_and_agree_with_the_loop() {
+        // Every one- to four-byte value over digits and a few non-digits.
+        let alphabet = b"0123456789./: a\xff";
+        let mut values: Vec<Vec<u8>> = vec![];
+        for &a in alphabet {
+            values.push(vec![a]);
+            for &b in alphabet {
+                values.push(vec![a, b]);
+                for &c in alphabet {
+                    values.push(vec![a, b, c]);
+                    for &d in b"0947.x" {
+                        values.push(vec![a, b, c, d]);
+                    }
+                }
+            }
+        }
+        for v in values {
+            if !v[0].is_ascii_digit() {
+                continue; // the caller only passes values starting with a digit
+            }
+            let text = String::from_utf8_lossy(&v).into_owned();
+            let expected = match text.parse::<u64>() {
+                Ok(n) if v.iter().all(u8::is_ascii_digit) => Ok(n),
+                _ => Err(not_a_digit(
+                    *v.iter().find(|b| !b.is_ascii_digit()).unwrap(),
+                )),
+            };
+            assert_eq!(parse_seconds(&v), expected, "{text:?}");
+        }
     }
 }
