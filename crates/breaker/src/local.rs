@@ -14,8 +14,10 @@
 //! Lifetimes:
 //!
 //! - The layer and every service built from it hold an [`Owner`]; when the last one is dropped,
-//!   the breaker is marked dead. Thread caches hold at most [`CACHED`] breakers and evict dead
-//!   ones first, so a dead breaker is freed when the threads that cached it move on (or exit).
+//!   the breaker is marked dead. A thread drops every dead breaker from its cache whenever it
+//!   caches a new one, and its whole cache when it exits: a breaker that is replaced (a new
+//!   layer built on a configuration reload, say) is freed once each thread that used it has
+//!   used the new one.
 //! - A future whose breaker was freed (every owner, cache and handle gone) has nobody left to
 //!   report to: its outcome is dropped.
 //!
@@ -178,18 +180,27 @@ impl<C: Send + Sync + 'static> LocalId<C> {
             counters,
             dead: is_dead::<C>,
         };
-        // Cache it, evicting a dead breaker first, else the oldest. What is evicted is dropped
-        // after the cache is released (dropping a breaker takes the registry lock).
+        // Cache it. Every dead breaker goes first (so a breaker that was replaced is freed as
+        // soon as each thread meets its successor), then the oldest if the cache is still full.
+        // What leaves is dropped after the cache is released: dropping a breaker runs user code
+        // (its listeners' destructors) and takes the registry lock.
         let evicted = CACHE
             .try_with(|cache| {
                 let mut cache = cache.try_borrow_mut().ok()?;
-                let mut evicted = None;
+                let mut evicted: Vec<Entry> = Vec::new();
+                let mut i = 0;
+                while i < cache.len() {
+                    if (cache[i].dead)(&*cache[i].local) {
+                        evicted.push(cache.swap_remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
                 if cache.len() >= CACHED {
-                    let victim = cache.iter().position(|e| (e.dead)(&*e.local)).unwrap_or(0);
-                    evicted = Some(cache.remove(victim));
+                    evicted.push(cache.remove(0));
                 }
                 cache.push(entry);
-                evicted
+                Some(evicted)
             })
             .ok()
             .flatten();

@@ -744,3 +744,30 @@ async fn many_breakers_on_one_thread_keep_their_own_counts() {
         assert_eq!((m.calls, m.failures, m.successes), (3, 1, 2));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_breaker_is_freed_once_the_thread_uses_another() {
+    let sentinel = Arc::new(());
+    let held = sentinel.clone();
+    let layer = CircuitBreakerLayer::builder()
+        .on_transition(move |_| {
+            let _ = &held;
+        })
+        .build()
+        .unwrap();
+    let (mut svc, mut h) = service(&layer);
+    let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
+    drop(svc);
+    drop(layer);
+    // This thread still caches the dropped breaker (a late outcome could still arrive)...
+    assert_eq!(Arc::strong_count(&sentinel), 2);
+    // ...until it caches another one.
+    let other = CircuitBreakerLayer::new();
+    let (mut svc, mut h) = service(&other);
+    let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
+    assert_eq!(
+        Arc::strong_count(&sentinel),
+        1,
+        "the dropped breaker was freed"
+    );
+}
