@@ -31,7 +31,7 @@ pub struct MemoryStore<C = DefaultClock> {
 }
 
 impl MemoryStore<DefaultClock> {
-    /// A store on the standard monotonic clock.
+    /// A store on the [`DefaultClock`].
     pub fn new() -> Self {
         MemoryStore::with_clock(DefaultClock::new())
     }
@@ -151,7 +151,7 @@ pub struct RateLimiter<C = DefaultClock> {
 }
 
 impl RateLimiter<DefaultClock> {
-    /// A limiter for `quota` on the standard monotonic clock.
+    /// A limiter for `quota` on the [`DefaultClock`].
     pub fn new(quota: Quota) -> Self {
         RateLimiter::with_clock(quota, DefaultClock::new())
     }

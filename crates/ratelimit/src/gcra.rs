@@ -268,17 +268,25 @@ impl Quota {
     #[inline]
     pub(crate) fn admitted(&self, new_tat: u64, now: u64) -> Decision {
         let horizon = now.saturating_add(self.cap);
-        let (remaining, wait) = if new_tat <= horizon {
-            (self.div_t(horizon - new_tat), 0)
+        let reset_after = Duration::from_nanos(new_tat - now);
+        if new_tat <= horizon {
+            // The common case (every plain check): no wait to convert.
+            Decision {
+                allowed: true,
+                limit: self.burst.get(),
+                remaining: self.div_t(horizon - new_tat) as u32,
+                retry_after: Duration::ZERO,
+                reset_after,
+            }
         } else {
-            (0, new_tat - horizon)
-        };
-        Decision {
-            allowed: true,
-            limit: self.burst.get(),
-            remaining: remaining as u32,
-            retry_after: Duration::from_nanos(wait),
-            reset_after: Duration::from_nanos(new_tat - now),
+            // A reservation whose slot is still ahead.
+            Decision {
+                allowed: true,
+                limit: self.burst.get(),
+                remaining: 0,
+                retry_after: Duration::from_nanos(new_tat - horizon),
+                reset_after,
+            }
         }
     }
 
