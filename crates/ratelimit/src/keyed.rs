@@ -111,6 +111,20 @@ impl<K> Default for KeyedStoreBuilder<K> {
     }
 }
 
+impl<K, C: Clone, S: Clone> Clone for KeyedStoreBuilder<K, C, S> {
+    fn clone(&self) -> Self {
+        KeyedStoreBuilder {
+            key: PhantomData,
+            shards: self.shards,
+            min_sweep: self.min_sweep,
+            idle_grace: self.idle_grace,
+            max_keys: self.max_keys,
+            clock: self.clock.clone(),
+            hasher: self.hasher.clone(),
+        }
+    }
+}
+
 impl<K, C: fmt::Debug, S> fmt::Debug for KeyedStoreBuilder<K, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedStoreBuilder")
