@@ -46,7 +46,7 @@ impl<C: Send + Sync + 'static> Guard<C> {
     }
 
     #[inline]
-    pub(crate) fn record<Res>(&mut self, result: &Result<Res, BoxError>)
+    pub(crate) fn record_response<Res>(&mut self, res: &Res)
     where
         C: ClassifyOutcome<Res>,
     {
@@ -55,19 +55,24 @@ impl<C: Send + Sync + 'static> Guard<C> {
         };
         self.id.with(|local, counters| {
             let classifier = &local.classifier;
-            match result {
-                Ok(res) => {
-                    let v = verdict(classifier.classify_response(res));
-                    local
-                        .shared
-                        .complete(counters, slot, permit, v, || classifier.server_hint(res));
-                }
-                Err(err) => {
-                    let err: &(dyn std::error::Error + 'static) = &**err;
-                    let v = verdict(classifier.classify_error(err));
-                    local.shared.complete(counters, slot, permit, v, || None);
-                }
-            }
+            let v = verdict(classifier.classify_response(res));
+            local
+                .shared
+                .complete(counters, slot, permit, v, || classifier.server_hint(res));
+        });
+    }
+
+    #[cold]
+    pub(crate) fn record_error<Res>(&mut self, err: &(dyn std::error::Error + 'static))
+    where
+        C: ClassifyOutcome<Res>,
+    {
+        let Some((slot, permit)) = unpack(std::mem::take(&mut self.ticket)) else {
+            return;
+        };
+        self.id.with(|local, counters| {
+            let v = verdict(local.classifier.classify_error(err));
+            local.shared.complete(counters, slot, permit, v, || None);
         });
     }
 }
@@ -157,14 +162,18 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Called { fut, guard } => {
-                let result = match fut.poll(cx) {
-                    Poll::Ready(r) => r.map_err(Into::into),
-                    Poll::Pending => return Poll::Pending,
-                };
-                guard.record(&result);
-                Poll::Ready(result)
-            }
+            KindProj::Called { fut, guard } => match fut.poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(res)) => {
+                    guard.record_response(&res);
+                    Poll::Ready(Ok(res))
+                }
+                Poll::Ready(Err(e)) => {
+                    let e: BoxError = e.into();
+                    guard.record_error::<Res>(&*e);
+                    Poll::Ready(Err(e))
+                }
+            },
             KindProj::Refused { open } => Poll::Ready(Err(Box::new(*open))),
             KindProj::Unguarded { fut } => fut.poll(cx).map_err(Into::into),
         }
