@@ -771,3 +771,50 @@ async fn a_dropped_breaker_is_freed_once_the_thread_uses_another() {
         "the dropped breaker was freed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn any_service_with_a_closure_classifier_and_closure_keys() {
+    use resile_breaker::{classify_fn, BreakerVerdict, KeyFn};
+
+    // Not HTTP: the "response" is a code; the classifier says what fails.
+    let layer = CircuitBreakerLayer::builder()
+        .consecutive_failures(2)
+        .classifier(classify_fn(|r: Result<&u32, _>| match r {
+            Ok(code) if *code >= 500 => BreakerVerdict::Failure,
+            Ok(_) => BreakerVerdict::Success,
+            Err(_) => BreakerVerdict::Failure,
+        }))
+        .build_keyed(KeyFn(|req: &(&'static str, u32)| req.0), 8)
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(tower::service_fn(|req: (&'static str, u32)| async move {
+        Ok::<u32, std::io::Error>(req.1)
+    }));
+    for _ in 0..2 {
+        assert_eq!(
+            svc.ready().await.unwrap().call(("db", 503)).await.unwrap(),
+            503
+        );
+    }
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(("db", 200))
+        .await
+        .unwrap_err();
+    assert!(err.is::<BreakerOpen>());
+    assert_eq!(
+        svc.ready()
+            .await
+            .unwrap()
+            .call(("cache", 200))
+            .await
+            .unwrap(),
+        200
+    );
+    assert_eq!(handle.state("db"), Some(State::Open));
+    assert_eq!(handle.state("cache"), Some(State::Closed));
+    let m = handle.metrics();
+    assert_eq!((m.failures, m.successes, m.rejections), (2, 1, 1));
+}
