@@ -44,9 +44,6 @@
 //! RUSTFLAGS="--cfg resile_loom" cargo test -p resile-retry --release --lib loom
 //! ```
 
-// `resile_loom` is this crate's own loom switch (see above).
-#![allow(unexpected_cfgs)]
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
