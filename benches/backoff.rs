@@ -37,7 +37,10 @@ fn backon() -> BackonBuilder {
 fn next_delay(c: &mut Criterion) {
     let mut group = c.benchmark_group("backoff/next_delay_full_jitter");
 
-    let mut resile = ours().no_max_retries().build().expect("valid configuration");
+    let mut resile = ours()
+        .no_max_retries()
+        .build()
+        .expect("valid configuration");
     group.bench_function("resile", |b| b.iter(|| black_box(resile.next_delay())));
 
     let mut peer = backon().without_max_times().build();
