@@ -234,6 +234,18 @@ impl StatusSet {
         let n = status.as_u16() as usize;
         n < 1024 && self.bits[n / 64] & (1 << (n % 64)) != 0
     }
+
+    // The lowest status in the set, 1024 if it is empty.
+    fn lowest(&self) -> u16 {
+        let mut base = 0u16;
+        for word in self.bits {
+            if word != 0 {
+                return base + word.trailing_zeros() as u16;
+            }
+            base += 64;
+        }
+        base
+    }
 }
 
 impl fmt::Debug for StatusSet {
@@ -354,6 +366,9 @@ pub struct Classifier {
     idempotent_methods: MethodSet,
     idempotency_key: Option<HeaderName>,
     custom: Option<Arc<CustomFn>>,
+    // No status below this one can be retried (0 with a custom closure): the one-compare test
+    // of `may_retry_status` for successes. Derived from the fields above in `build`.
+    retry_floor: u16,
 }
 
 impl fmt::Debug for Classifier {
@@ -403,6 +418,7 @@ impl Classifier {
                 idempotent_methods: MethodSet::idempotent(),
                 idempotency_key: Some(HeaderName::from_static(IDEMPOTENCY_KEY)),
                 custom: None,
+                retry_floor: 0,
             },
         }
     }
@@ -422,6 +438,21 @@ impl Classifier {
                 .idempotency_key
                 .as_ref()
                 .is_some_and(|h| headers.contains_key(h))
+    }
+
+    /// Whether a response with `status` may be retried under this classifier at all: `false`
+    /// means [`classify`](Self::classify) says [`RetryClass::Never`] for every response with
+    /// this status, whatever its headers and the request's method. A custom closure may decide
+    /// anything, so with one this is always `true`.
+    ///
+    /// A cheap test (two bit lookups) for the path every successful request takes: a retry
+    /// layer can return a `200` without building a [`Classification`].
+    #[inline]
+    pub fn may_retry_status(&self, status: StatusCode) -> bool {
+        status.as_u16() >= self.retry_floor
+            && (self.custom.is_some()
+                || self.retry_always.contains(status)
+                || self.retry_idempotent.contains(status))
     }
 
     /// Classifies an outcome.
@@ -560,7 +591,13 @@ impl ClassifierBuilder {
     }
 
     /// The classifier.
-    pub fn build(self) -> Classifier {
+    pub fn build(mut self) -> Classifier {
+        let c = &mut self.inner;
+        c.retry_floor = if c.custom.is_some() {
+            0
+        } else {
+            c.retry_always.lowest().min(c.retry_idempotent.lowest())
+        };
         self.inner
     }
 }

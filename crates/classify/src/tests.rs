@@ -363,3 +363,27 @@ fn parts_implement_the_traits() {
         OutcomeKind::RetryableServerError
     );
 }
+
+#[test]
+fn may_retry_status_agrees_with_classify() {
+    let custom = Classifier::builder().custom(|_: &Outcome<'_>| None).build();
+    let narrowed = Classifier::builder()
+        .retry_idempotent_statuses([StatusCode::BAD_GATEWAY])
+        .retry_any_method_statuses([])
+        .build();
+    let none = Classifier::builder()
+        .retry_idempotent_statuses([])
+        .retry_any_method_statuses([])
+        .build();
+    for c in [Classifier::default(), narrowed, none] {
+        for n in 100..1000u16 {
+            let r = res(n);
+            let never = c.classify(Outcome::response(&r)).retry == RetryClass::Never;
+            assert_eq!(c.may_retry_status(r.status()), !never, "status {n}");
+        }
+    }
+    assert!(!Classifier::default().may_retry_status(StatusCode::OK));
+    assert!(Classifier::default().may_retry_status(StatusCode::TOO_MANY_REQUESTS));
+    // A custom closure can retry anything: never ruled out.
+    assert!(custom.may_retry_status(StatusCode::OK));
+}

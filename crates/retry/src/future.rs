@@ -20,24 +20,26 @@ use crate::BoxError;
 pin_project! {
     /// The future of [`Retry`](crate::Retry): the attempts of one request.
     ///
-    /// No allocation per request: the state machine is inline, the timer is created on the first
-    /// wait and reset (not re-created) for later ones, and the request's own backoff is cloned
-    /// from the policy only when a first retry is decided.
+    /// No allocation for a request that is not retried: the state machine is inline, the timer
+    /// of a wait takes the place of the attempt's future in the state, and the request's own
+    /// backoff is cloned from the policy (into one allocation) only when a first retry is
+    /// decided. A response whose status the classifier can never retry is returned without
+    /// classifying it further.
     pub struct ResponseFuture<S, Req, B>
     where
         S: Service<Req>,
     {
         #[pin]
         state: State<S::Future>,
-        #[pin]
-        sleep: Option<Sleep>,
         // A clone of the inner service for the retries; `None` when the request cannot be
         // replayed (it is then sent once).
         service: Option<S>,
         // The copy of the request for the next attempt.
         request: Option<Req>,
         policy: Arc<PolicyInner<B>>,
-        backoff: Option<B>,
+        // The request's own backoff, cloned from the policy's on the first retry (boxed: it is
+        // only there for requests that are retried, and keeps the future small for the rest).
+        backoff: Option<Box<B>>,
         deadline: Option<Instant>,
         attempt: u32,
     }
@@ -49,7 +51,7 @@ pin_project! {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Waiting for the timer before the next attempt.
-        Waiting,
+        Waiting { #[pin] sleep: Sleep },
         // Waiting for the inner service to be ready for the next attempt.
         Ready,
     }
@@ -68,7 +70,6 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            sleep: None,
             service,
             request,
             policy,
@@ -94,7 +95,19 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx)).map_err(Into::into);
+                    let result = ready!(future.poll(cx));
+                    // The path of every successful request: a status no rule can retry is
+                    // returned without building a classification.
+                    if let Ok(res) = &result {
+                        let policy = &**this.policy;
+                        if !policy.classifier.may_retry_status(res.status()) {
+                            if *this.attempt > 1 {
+                                policy.done_after_retries(res, *this.attempt);
+                            }
+                            return Poll::Ready(result.map_err(Into::into));
+                        }
+                    }
+                    let result = result.map_err(Into::into);
                     let decision = {
                         let outcome = match &result {
                             Ok(res) => Outcome::response(res),
@@ -124,18 +137,14 @@ where
                         }
                         Decision::Retry(Some(at)) => {
                             drop(result);
-                            match this.sleep.as_mut().as_pin_mut() {
-                                Some(sleep) => sleep.reset(at),
-                                None => this.sleep.set(Some(tokio::time::sleep_until(at))),
-                            }
-                            this.state.set(State::Waiting);
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep_until(at),
+                            });
                         }
                     }
                 }
-                StateProj::Waiting => {
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        ready!(sleep.poll(cx));
-                    }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
@@ -172,7 +181,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Calling { .. } => "Calling",
-            State::Waiting => "Waiting",
+            State::Waiting { .. } => "Waiting",
             State::Ready => "Ready",
         };
         f.debug_struct("ResponseFuture")

@@ -177,7 +177,8 @@
 //!
 //! Outside a circuit breaker (a breaker's fast-fail is never retried, and each retry is counted
 //! by the breaker), inside an overall timeout. A per-attempt timeout goes inside the retry layer;
-//! its `Elapsed` error is retried for idempotent requests.
+//! its `Elapsed` error is retried for idempotent requests. [`AttemptTimeoutLayer`] is such a
+//! timeout that arms no timer for an attempt answered on its first poll (see [`timeout`]).
 //!
 //! The layer needs a tokio runtime with the time driver when it has to wait.
 //!
@@ -193,6 +194,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+pub mod timeout;
 
 pub use body::{ReplayBody, ReplayableRequest, DEFAULT_REPLAY_LIMIT};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
@@ -203,6 +205,7 @@ pub use policy::{
     GiveUp, GiveUpEvent, RetryEvent, RetryPolicy, RetryPolicyBuilder, DEFAULT_MAX_WAIT,
 };
 pub use service::Retry;
+pub use timeout::{AttemptTimeout, AttemptTimeoutLayer};
 
 pub use resile_backoff::{Backoff, Constant, Exponential, Jitter};
 pub use resile_classify::{Classifier, OutcomeKind};

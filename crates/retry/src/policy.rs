@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 use resile_backoff::{Backoff, Exponential};
-use resile_classify::{Classification, Classifier, Outcome, OutcomeKind, RetryClass};
+use resile_classify::{Classification, Classifier, Outcome, OutcomeKind, ResponseLike, RetryClass};
 use tokio::time::Instant;
 
 use crate::budget::RetryBudget;
@@ -354,7 +354,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         &self,
         outcome: Outcome<'_>,
         idempotent: impl FnOnce() -> Option<bool>,
-        backoff: &mut Option<B>,
+        backoff: &mut Option<Box<B>>,
         deadline: Option<Instant>,
         attempt: u32,
     ) -> Decision {
@@ -369,6 +369,15 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         self.decide_retry(class, outcome, idempotent(), backoff, deadline, attempt)
     }
 
+    /// Logs the end of a request that needed retries, when its last response is one the fast
+    /// path returns without classifying; kept out of line.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn done_after_retries<R: ResponseLike>(&self, res: &R, attempts: u32) {
+        let kind = self.classifier.classify(Outcome::response(res)).kind;
+        tracing::debug!(attempts, reason = ?kind, "request done after retries");
+    }
+
     /// The rest of [`decide`](Self::decide), for an outcome that may be retried; kept out of line
     /// so that the success path stays small.
     #[inline(never)]
@@ -377,7 +386,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         class: Classification,
         outcome: Outcome<'_>,
         idempotent: Option<bool>,
-        backoff: &mut Option<B>,
+        backoff: &mut Option<Box<B>>,
         deadline: Option<Instant>,
         attempt: u32,
     ) -> Decision {
@@ -412,7 +421,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         if !class.retry_allowed(idempotent) {
             return give_up(GiveUp::NotIdempotent);
         }
-        let backoff = backoff.get_or_insert_with(|| self.backoff.clone());
+        let backoff = backoff.get_or_insert_with(|| Box::new(self.backoff.clone()));
         let Some(delay) = backoff.next_delay() else {
             return give_up(GiveUp::RetriesExhausted);
         };

@@ -1,0 +1,181 @@
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tokio::time::Instant;
+use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
+
+use super::{AttemptTimeout, AttemptTimeoutLayer, Elapsed};
+use crate::{BoxError, Constant, RetryLayer, RetryPolicy};
+
+#[test]
+fn ready_at_once_needs_no_runtime_and_no_timer() {
+    // No tokio runtime here: creating a timer would panic. A response ready on the first poll
+    // never creates one.
+    let mut svc = AttemptTimeoutLayer::new(Duration::from_millis(1)).layer(service_fn(|n: u32| {
+        std::future::ready(Ok::<_, Infallible>(n + 1))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    let fut = pin!(svc.call(41));
+    match fut.poll(&mut cx) {
+        Poll::Ready(Ok(42)) => {}
+        other => panic!("expected Ready(Ok(42)), got {:?}", other.map(|r| r.is_ok())),
+    }
+}
+
+#[test]
+fn an_error_ready_at_once_is_passed_through() {
+    let svc = AttemptTimeout::new(
+        service_fn(|_: ()| std::future::ready(Err::<(), _>(std::io::Error::other("boom")))),
+        Duration::from_secs(1),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut svc = svc;
+    let fut = pin!(svc.call(()));
+    match fut.poll(&mut cx) {
+        Poll::Ready(Err(e)) => {
+            assert!(e.is::<std::io::Error>(), "{e}");
+            assert!(!e.is::<Elapsed>());
+        }
+        _ => panic!("expected the inner error"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_call_times_out_after_the_duration() {
+    let svc = AttemptTimeoutLayer::new(Duration::from_secs(3)).layer(service_fn(|_: ()| async {
+        std::future::pending::<Result<(), Infallible>>().await
+    }));
+    let start = Instant::now();
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    // Classified as a timeout, like tower's.
+    assert_eq!(
+        resile_classify::transport_failure(&*err),
+        resile_classify::TransportFailure::Timeout
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_answer_inside_the_bound_is_returned() {
+    let svc =
+        AttemptTimeoutLayer::new(Duration::from_secs(3)).layer(service_fn(|n: u32| async move {
+            tokio::time::sleep(Duration::from_millis(2_999)).await;
+            Ok::<_, Infallible>(n * 2)
+        }));
+    let start = Instant::now();
+    assert_eq!(svc.oneshot(21).await.unwrap(), 42);
+    assert_eq!(start.elapsed(), Duration::from_millis(2_999));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_clock_starts_at_the_first_poll() {
+    let mut svc =
+        AttemptTimeoutLayer::new(Duration::from_secs(2)).layer(service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok::<_, Infallible>(())
+        }));
+    let fut = svc.ready().await.unwrap().call(());
+    // Called but not polled for 5 s: the attempt has not started its work either.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let start = Instant::now();
+    let err = fut.await.unwrap_err();
+    assert!(err.is::<Elapsed>());
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unrepresentable_deadline_never_fires() {
+    let svc = AttemptTimeoutLayer::new(Duration::MAX).layer(service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_secs(86_400)).await;
+        Ok::<_, Infallible>(7)
+    }));
+    assert_eq!(svc.oneshot(()).await.unwrap(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_is_the_inner_services() {
+    let (mock, mut handle) = tower_test::mock::pair::<(), ()>();
+    let mut svc = AttemptTimeoutLayer::new(Duration::from_secs(1)).layer(mock);
+    handle.allow(0);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_pending());
+    handle.allow(1);
+    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    handle.send_error(std::io::Error::other("down"));
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.to_string(), "down"),
+        _ => panic!("expected the inner readiness error"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn inside_the_retry_layer_a_timed_out_get_is_retried() {
+    // The first attempt hangs, the second answers at once.
+    let calls = Arc::new(AtomicU32::new(0));
+    let backend = {
+        let calls = calls.clone();
+        service_fn(move |_req: Request<String>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Infallible>(Response::new(String::new()))
+            }
+        })
+    };
+    let policy = RetryPolicy::builder()
+        .backoff(Constant::new(Duration::from_millis(100)).max_retries(2))
+        .build();
+    let client = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .layer(AttemptTimeoutLayer::new(Duration::from_secs(1)))
+        .service(backend);
+    let start = Instant::now();
+    let res = client
+        .clone()
+        .oneshot(
+            Request::get("http://example.com/")
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(1_100));
+
+    // A POST that times out is not retried (it may have been processed).
+    calls.store(0, Ordering::SeqCst);
+    let err: BoxError = client
+        .oneshot(
+            Request::post("http://example.com/")
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn the_layer_is_a_small_config_value() {
+    let layer = AttemptTimeoutLayer::new(Duration::from_millis(250));
+    let copy = layer;
+    assert_eq!(copy.timeout(), Duration::from_millis(250));
+    assert_eq!(layer, copy);
+    assert!(format!("{layer:?}").contains("250ms"));
+    assert_eq!(layer.to_string(), "attempt timeout of 250ms");
+    let svc = layer.layer(());
+    assert_eq!(svc.timeout(), Duration::from_millis(250));
+    assert!(format!("{:?}", svc).contains("AttemptTimeout"));
+}
