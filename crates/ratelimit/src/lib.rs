@@ -22,7 +22,11 @@
 //!   limiter; `poll_ready` reserves a slot and sleeps until it (first come, first served; an
 //!   unused slot is given back), up to a maximum wait past which the call fails at once with
 //!   [`WaitTooLong`](client::WaitTooLong). A `429`/`503` whose server hint says "wait" pauses the
-//!   shared limiter for every caller.
+//!   shared limiter for every caller. Responses are read through
+//!   [`ResponseLike`](client::ResponseLike): `http::Response` (hyper-util's client) and, with the
+//!   `reqwest` feature, `reqwest::Response` (`reqwest::Client` plugs in as it is). The layer's
+//!   refusals carry [`LocalRejection`](resile_classify::LocalRejection) in their source chain,
+//!   so resile's classifier never retries them and circuit breakers do not count them.
 //! - **Server layer** ([`ThrottleLayer`]): keyed by a [`KeyExtractor`](server::KeyExtractor)
 //!   (peer IP, a header, a closure); answers `429 Too Many Requests` with `Retry-After` in whole
 //!   seconds rounded up (a 300 ms wait is `1`, never `0`) and the `RateLimit-Policy` /
@@ -59,6 +63,32 @@
 //! # let _ = |e: tower::BoxError| e.is::<WaitTooLong>();
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! # Example: a reqwest client
+//!
+//! With the `reqwest` feature, `reqwest::Client` goes under the layer as it is: a `429` with
+//! `Retry-After` pauses every clone of `client`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! use std::num::NonZeroU32;
+//! use resile_ratelimit::{Quota, RateLimitLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let http = reqwest::Client::new();
+//! let client = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(Quota::per_second(NonZeroU32::new(10).unwrap())))
+//!     .service(http.clone());
+//! let req = http.get("http://127.0.0.1:8080/").build()?;
+//! let res: reqwest::Response = client.clone().oneshot(req).await?;
+//! println!("{}", res.status());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "reqwest"))]
+//! # fn main() {}
 //! ```
 //!
 //! # Example: an axum server
@@ -104,6 +134,8 @@
 //!
 //! - `redis`: a [`Store`] on Redis (one atomic Lua script per decision, on the server's clock).
 //! - `axum`: [`server::PeerIp`] also reads axum's `ConnectInfo<SocketAddr>`.
+//! - `reqwest`: the client layer reads `reqwest::Response`s (resile-classify's `reqwest`
+//!   feature), so it wraps `reqwest::Client`.
 
 pub mod client;
 pub mod clock;

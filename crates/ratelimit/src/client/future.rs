@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
+use resile_classify::ResponseLike;
 
 use super::layer::Shared;
-use super::policy::PacedResponse;
 use crate::store::{BoxError, Store};
 
 pin_project! {
@@ -51,7 +51,7 @@ impl<F, T, E, St, K> Future for ResponseFuture<F, St, K>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    T: PacedResponse,
+    T: ResponseLike,
     St: Store<K>,
 {
     type Output = Result<T, BoxError>;

@@ -2,6 +2,13 @@
 //!
 //! See [`RateLimitLayer`] (configuration) and [`RateLimit`] (the service: fairness,
 //! cancellation, bounded waits).
+//!
+//! The layer wraps any `tower::Service` whose response is [`ResponseLike`] (status and headers,
+//! from resile-classify): `http::Response<B>` (hyper-util's `Client`, any `http` service) and,
+//! with the `reqwest` feature, `reqwest::Response`, so `reqwest::Client` plugs in directly. Its
+//! refusals ([`WaitTooLong`], [`NotReady`]) carry
+//! [`LocalRejection`](resile_classify::LocalRejection) in their source chain: never retried,
+//! neutral for circuit breakers.
 
 mod error;
 mod future;
@@ -12,5 +19,6 @@ mod service;
 pub use error::{NotReady, WaitTooLong};
 pub use future::ResponseFuture;
 pub use layer::{RateLimitLayer, RateLimitLayerBuilder};
-pub use policy::{PacedResponse, ServerHints};
+pub use policy::ServerHints;
+pub use resile_classify::ResponseLike;
 pub use service::RateLimit;

@@ -2,32 +2,16 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
-
-/// A response the client layer can read a pacing hint from: its status and headers.
-///
-/// Implemented for `http::Response<B>`. A `429 Too Many Requests` or `503 Service Unavailable`
-/// whose headers carry a server hint (`Retry-After`, `retry-after-ms`, the IETF `RateLimit`
-/// field, `X-RateLimit-Reset`, as read by [`resile_retry_after::server_hint`]) pauses the shared
-/// limiter.
-pub trait PacedResponse {
-    /// The response status.
-    fn status(&self) -> StatusCode;
-    /// The response headers.
-    fn headers(&self) -> &HeaderMap;
-}
-
-impl<B> PacedResponse for http::Response<B> {
-    fn status(&self) -> StatusCode {
-        http::Response::status(self)
-    }
-
-    fn headers(&self) -> &HeaderMap {
-        http::Response::headers(self)
-    }
-}
+use http::StatusCode;
+use resile_classify::ResponseLike;
 
 /// How the client layer obeys servers.
+///
+/// The layer reads a response through [`ResponseLike`] (its status and headers), implemented for
+/// `http::Response<B>` and, with the `reqwest` feature, `reqwest::Response`. A `429 Too Many
+/// Requests` or `503 Service Unavailable` whose headers carry a server hint (`Retry-After`,
+/// `retry-after-ms`, the IETF `RateLimit` field, `X-RateLimit-Reset`, as read by
+/// [`resile_retry_after::server_hint`]) pauses the shared limiter.
 ///
 /// # Default
 ///
@@ -66,7 +50,7 @@ impl ServerHints {
     }
 
     /// The pause `res` asks for, if it is a `429`/`503` with a hint, cut to the maximum.
-    pub(crate) fn pause_for<R: PacedResponse>(&self, res: &R) -> Option<Duration> {
+    pub(crate) fn pause_for<R: ResponseLike + ?Sized>(&self, res: &R) -> Option<Duration> {
         if !self.enabled {
             return None;
         }

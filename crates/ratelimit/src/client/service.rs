@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use resile_classify::ResponseLike;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::error::{NotReady, WaitTooLong};
 use super::future::ResponseFuture;
 use super::layer::Shared;
-use super::policy::PacedResponse;
 use crate::store::{BoxError, Store};
 
 /// Where a service stands with its permit.
@@ -97,7 +97,7 @@ impl<S, St, K, Req> Service<Req> for RateLimit<S, St, K>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    S::Response: PacedResponse,
+    S::Response: ResponseLike,
     St: Store<K>,
 {
     type Response = S::Response;

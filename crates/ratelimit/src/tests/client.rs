@@ -8,6 +8,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
+use resile_classify::{
+    transport_failure, BreakerVerdict, Classifier, LocalRejection, Outcome, OutcomeKind,
+    RetryClass, TransportFailure,
+};
 use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
@@ -249,4 +253,84 @@ async fn a_store_failure_fails_the_call() {
     // The service stays usable.
     assert!(send(&mut svc).await.is_err());
     assert!(!format!("{layer:?}").is_empty());
+}
+
+/// What resile's default classifier makes of an error the layer returned.
+fn assert_local_rejection(err: &tower::BoxError) {
+    assert!(
+        err.source().is_some_and(|s| s.is::<LocalRejection>()),
+        "{err:?} carries no LocalRejection"
+    );
+    assert_eq!(transport_failure(&**err), TransportFailure::Rejected);
+    let c = Classifier::default().classify(Outcome::error(&**err));
+    assert_eq!(c.kind, OutcomeKind::Rejected);
+    assert_eq!(c.retry, RetryClass::Never);
+    assert_eq!(c.breaker, BreakerVerdict::Neutral);
+    assert!(!c.retry_allowed(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_too_long_is_a_local_rejection_never_retried_neutral_for_breakers() {
+    let layer = RateLimitLayer::builder(Quota::per_minute(nz(1)))
+        .clock(TokioClock::new())
+        .max_wait(Duration::ZERO)
+        .build();
+    let mut svc = layer.layer(ok_service());
+    send(&mut svc).await.unwrap();
+    let err = send(&mut svc).await.unwrap_err();
+    assert!(err.is::<WaitTooLong>(), "{err:?}");
+    assert_local_rejection(&err);
+
+    // Boxed again by an outer layer (a `BoxError` wrapping the `BoxError`), still recognised.
+    let outer: tower::BoxError = Box::new(std::io::Error::other(err));
+    let c = Classifier::default().classify(Outcome::error(&*outer));
+    assert_eq!(c.kind, OutcomeKind::Rejected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_ready_is_a_local_rejection() {
+    let layer = layer(1, 1);
+    let mut a = layer.layer(ok_service());
+    let err = a.call(Request::new(())).await.unwrap_err();
+    assert!(err.is::<NotReady>(), "{err:?}");
+    assert_local_rejection(&err);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failure_is_not_a_local_rejection() {
+    let layer = RateLimitLayer::builder(Quota::per_second(nz(4)))
+        .store(FailingStore, ())
+        .build();
+    let mut svc = layer.layer(ok_service());
+    let err = send(&mut svc).await.unwrap_err();
+    assert!(err.is::<StoreError>(), "{err:?}");
+    assert_ne!(transport_failure(&*err), TransportFailure::Rejected);
+    let c = Classifier::default().classify(Outcome::error(&*err));
+    assert_ne!(c.kind, OutcomeKind::Rejected);
+    assert_eq!(c.breaker, BreakerVerdict::Failure);
+}
+
+/// `reqwest::Response`s are read like `http::Response`s: a 429's hint pauses every caller.
+#[cfg(feature = "reqwest")]
+#[tokio::test(start_paused = true)]
+async fn a_reqwest_429_with_retry_after_pauses_every_caller() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let backend = service_fn(move |_req: Req| {
+        let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            let res = if first {
+                Response::builder().status(429).header("retry-after", "2")
+            } else {
+                Response::builder().status(200)
+            };
+            Ok::<_, Infallible>(reqwest::Response::from(res.body(String::new()).unwrap()))
+        }
+    });
+    let svc = layer(100, 100).layer(backend);
+    let start = Instant::now();
+    let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
