@@ -1,12 +1,14 @@
 //! resile-ratelimit end to end: the server layer in a real axum / hyper server on 127.0.0.1, and
-//! the client layer in front of a real hyper client.
+//! the client layer in front of real hyper and reqwest clients.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use resile_ratelimit::server::{HeaderKey, PeerIp, RequestHead};
+use resile_ratelimit::server::{HeaderKey, PeerIp};
 use resile_ratelimit::{Quota, RateLimitLayer, ThrottleLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -43,7 +45,8 @@ impl Drop for Server {
     }
 }
 
-/// Serves `router` with axum's connect info (`ConnectInfo<SocketAddr>` in every request).
+/// Serves `router` with axum's connect info (`ConnectInfo<SocketAddr>` in every request, what
+/// `PeerIp` reads with the `axum` feature).
 async fn serve_axum(router: Router) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -99,18 +102,12 @@ fn get_req(url: &str) -> Request<Full<Bytes>> {
         .expect("request")
 }
 
-fn peer_ip(req: &RequestHead<'_>) -> Option<IpAddr> {
-    req.extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
 #[tokio::test]
 async fn axum_answers_429_with_retry_after_and_ratelimit_fields() {
     // One request per 900 ms: the second one, right after, waits less than a second.
     let layer = ThrottleLayer::builder(
         Quota::with_interval(Duration::from_millis(900)).expect("quota"),
-        peer_ip,
+        PeerIp::new(),
     )
     .policy_name("e2e")
     .build();
@@ -147,7 +144,7 @@ async fn axum_answers_429_with_retry_after_and_ratelimit_fields() {
 #[tokio::test]
 async fn the_limit_holds_across_connections_and_clones() {
     // Five per minute for the whole client (all requests come from 127.0.0.1).
-    let layer = ThrottleLayer::new(Quota::per_minute(nz(5)), peer_ip);
+    let layer = ThrottleLayer::new(Quota::per_minute(nz(5)), PeerIp::new());
     let router = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(layer.clone());
@@ -232,7 +229,7 @@ async fn the_client_obeys_the_servers_429() {
     // The server: one request per second. The client: a generous local quota, but it obeys.
     let router = Router::new()
         .route("/", get(|| async { "ok" }))
-        .layer(ThrottleLayer::new(Quota::per_second(nz(1)), peer_ip));
+        .layer(ThrottleLayer::new(Quota::per_second(nz(1)), PeerIp::new()));
     let server = serve_axum(router).await;
     let client = ServiceBuilder::new()
         .layer(RateLimitLayer::new(Quota::per_second(nz(100))))
@@ -261,6 +258,65 @@ async fn the_client_obeys_the_servers_429() {
         .expect("third");
     let waited = start.elapsed();
     assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the client did not wait for the server: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn a_reqwest_client_obeys_the_servers_429() {
+    // The server: `429` with `Retry-After: 1` to the first request, then `200`.
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let router = Router::new().route(
+        "/",
+        get(move || {
+            let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
+                } else {
+                    "ok".into_response()
+                }
+            }
+        }),
+    );
+    let server = serve_axum(router).await;
+    // `reqwest::Client` under the layer as it is: the layer reads `reqwest::Response`s.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("reqwest client");
+    let client = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(Quota::per_second(nz(100))))
+        .service(http.clone());
+
+    let res: reqwest::Response = client
+        .clone()
+        .oneshot(http.get(server.url("/")).build().expect("request"))
+        .await
+        .expect("first");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+
+    // The 429 paused the shared limiter: a clone's next request waits ~1 s, then passes.
+    let start = Instant::now();
+    let res = client
+        .clone()
+        .oneshot(http.get(server.url("/")).build().expect("request"))
+        .await
+        .expect("second");
+    let waited = start.elapsed();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.expect("body"), "ok");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert!(
         waited >= Duration::from_millis(900),
         "the client did not wait for the server: {waited:?}"

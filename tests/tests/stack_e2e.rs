@@ -6,14 +6,12 @@
 //! time: lower bounds prove a wait was honoured, upper bounds are generous).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use axum::routing;
 use axum::Router;
@@ -22,7 +20,7 @@ use resile::backoff::{Constant, Exponential, Jitter};
 use resile::breaker::http::ServiceUnavailableLayer;
 use resile::breaker::{BreakerOpen, CircuitBreakerLayer, State};
 use resile::ratelimit::client::WaitTooLong;
-use resile::ratelimit::server::RequestHead;
+use resile::ratelimit::server::PeerIp;
 use resile::ratelimit::{Quota, RateLimitLayer, ThrottleLayer};
 use resile::retry::{RetryBudget, RetryPolicy};
 use resile::retry_after::format_http_date;
@@ -31,13 +29,11 @@ use resile_tests::{
     body_bytes, get, hyper_client, request, reqwest_client, serve_axum, ScriptedServer, Step,
 };
 use tokio::time::Instant;
-use tower::util::MapResponse;
 use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
 
 /// Short waits so that the tests stay fast: 20 ms, no jitter, 3 retries.
 fn fast_policy() -> RetryPolicy {
     RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .backoff(
             Exponential::builder()
                 .initial(Duration::from_millis(20))
@@ -51,7 +47,6 @@ fn fast_policy() -> RetryPolicy {
 
 fn breaker(failures: u32, open: Duration) -> CircuitBreakerLayer {
     CircuitBreakerLayer::builder()
-        .classifier(resile::stack::classifier())
         .consecutive_failures(failures)
         .open_duration(open)
         .build()
@@ -269,8 +264,9 @@ async fn hyper_limiter_refusal_is_local_not_retried_and_not_a_breaker_failure() 
     let server = ScriptedServer::start([]).await;
     let retries = Arc::new(AtomicU32::new(0));
     let r = retries.clone();
+    // Both pieces on `Classifier::default()`: the refusal's `LocalRejection` marker is all they
+    // need to tell it from a failure of the server.
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .backoff(Constant::new(Duration::from_millis(1)).max_retries(3))
         .on_retry(move |_| {
             r.fetch_add(1, Ordering::SeqCst);
@@ -337,7 +333,6 @@ async fn hyper_retry_budget_bounds_the_load_of_an_outage() {
         .build()
         .unwrap();
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .backoff(Constant::new(Duration::from_millis(1)).max_retries(3))
         .budget(budget)
         .build();
@@ -362,18 +357,12 @@ async fn hyper_retry_budget_bounds_the_load_of_an_outage() {
 // ------------------------------------------------------------------------------------------------
 // reqwest
 
-type ToHttp = fn(reqwest::Response) -> http::Response<reqwest::Body>;
-
-/// `stack` over `reqwest::Client`, its responses seen as `http::Response`s (what the rate
-/// limiter reads).
+/// `stack` over `reqwest::Client`, as it is: every layer reads `reqwest::Response`s.
 fn reqwest_stack<L>(stack: L) -> L::Service
 where
-    L: Layer<MapResponse<reqwest::Client, ToHttp>>,
+    L: Layer<reqwest::Client>,
 {
-    ServiceBuilder::new()
-        .layer(stack)
-        .map_response(http::Response::<reqwest::Body>::from as ToHttp)
-        .service(reqwest_client())
+    ServiceBuilder::new().layer(stack).service(reqwest_client())
 }
 
 #[tokio::test]
@@ -395,7 +384,7 @@ async fn reqwest_retries_503_and_429_and_keeps_the_post_body() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(body_bytes(res).await.unwrap(), "got it");
+    assert_eq!(res.text().await.unwrap(), "got it");
     assert!(start.elapsed() >= Duration::from_millis(150));
     assert_eq!(server.hits(), 2);
 
@@ -454,7 +443,6 @@ async fn reqwest_connection_refused_is_retried_for_a_post_then_returned_typed() 
     let attempts = Arc::new(AtomicU32::new(0));
     let a = attempts.clone();
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .backoff(Constant::new(Duration::from_millis(30)).max_retries(2))
         .on_retry(move |_| {
             a.fetch_add(1, Ordering::SeqCst);
@@ -489,12 +477,6 @@ async fn reqwest_connection_refused_is_retried_for_a_post_then_returned_typed() 
 // ------------------------------------------------------------------------------------------------
 // Server side: axum
 
-fn peer_ip(req: &RequestHead<'_>) -> Option<IpAddr> {
-    req.extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
-}
-
 #[tokio::test]
 async fn axum_throttle_answers_429_and_the_stack_waits_as_told() {
     let handled = Arc::new(AtomicU32::new(0));
@@ -508,7 +490,7 @@ async fn axum_throttle_answers_429_and_the_stack_waits_as_told() {
                 async { "ok" }
             }),
         )
-        .layer(ServiceBuilder::new().throttle(ThrottleLayer::new(quota, peer_ip)));
+        .layer(ServiceBuilder::new().throttle(ThrottleLayer::new(quota, PeerIp::new())));
     let server = serve_axum(app).await;
 
     // A plain client: two pass, the third is refused with the headers that say when to return.
@@ -604,7 +586,6 @@ async fn axum_breaker_answers_503_with_retry_after_when_a_dependency_fails() {
     // A resile client reads that 503's Retry-After (20 s, under the 30 s max wait)... and the
     // retry policy's deadline says not to wait that long: the 503 comes back at once.
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .deadline(Duration::from_secs(2))
         .build();
     let client = ServiceBuilder::new()

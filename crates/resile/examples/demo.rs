@@ -751,7 +751,6 @@ async fn main() -> Result<(), BoxError> {
     let policy = {
         let (j, g) = (journal.clone(), journal.clone());
         RetryPolicy::builder()
-            .classifier(resile::stack::classifier())
             .on_retry(move |e| {
                 j.retries.fetch_add(1, Ordering::Relaxed);
                 if e.server_hint.is_some() {
@@ -768,7 +767,6 @@ async fn main() -> Result<(), BoxError> {
     let breaker = {
         let j = journal.clone();
         CircuitBreakerLayer::builder()
-            .classifier(resile::stack::classifier())
             .open_duration(Duration::from_secs(1))
             .on_transition(move |tr| {
                 let at = Instant::now().saturating_duration_since(epoch);

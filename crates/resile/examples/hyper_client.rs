@@ -70,7 +70,6 @@ async fn main() -> Result<(), tower::BoxError> {
 
     // ...behind the stack: retry > breaker > limiter > 5 s per attempt.
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .on_retry(|e| {
             println!(
                 "  client: attempt {} after {:?} (status {:?}, server hint {:?})",

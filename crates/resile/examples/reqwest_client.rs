@@ -4,10 +4,9 @@
 //! cargo run -p resile --example reqwest_client --features reqwest
 //! ```
 //!
-//! `reqwest::Client` is a `tower::Service<reqwest::Request>`: the retry layer copies requests with
-//! `try_clone`, and the classifier reads `reqwest::Response` and `reqwest::Error`. The rate
-//! limiter reads `http::Response`s, so responses are turned into `http::Response<reqwest::Body>`
-//! with `map_response(http::Response::from)` under the stack.
+//! `reqwest::Client` is a `tower::Service<reqwest::Request>` and goes under the stack as it is:
+//! the retry layer copies requests with `try_clone`, the classifier reads `reqwest::Response` and
+//! `reqwest::Error`, and the rate limiter reads the server's hints from `reqwest::Response`.
 //!
 //! Starts a small server on 127.0.0.1 that answers `429` with `Retry-After: 1` to the first
 //! request, then sends a `POST` (not idempotent, but a `429` means it was not processed, so it is
@@ -74,7 +73,6 @@ async fn main() -> Result<(), tower::BoxError> {
 
     let http = reqwest::Client::builder().no_proxy().build()?;
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .on_retry(|e| {
             println!(
                 "  client: attempt {} after {:?} (status {:?})",
@@ -88,7 +86,6 @@ async fn main() -> Result<(), tower::BoxError> {
                 .retry(policy)
                 .attempt_timeout(Duration::from_secs(5)),
         )
-        .map_response(http::Response::<reqwest::Body>::from)
         .service(http.clone());
 
     let start = Instant::now();
@@ -98,10 +95,9 @@ async fn main() -> Result<(), tower::BoxError> {
         .build()?;
     let res = client.oneshot(req).await?;
     let status = res.status();
-    let body = res.into_body().collect().await?.to_bytes();
+    let body = res.text().await?;
     println!(
-        "\n{status} {:?} after {:.1} s",
-        String::from_utf8_lossy(&body),
+        "\n{status} {body:?} after {:.1} s",
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -43,7 +43,6 @@
 //! };
 //!
 //! let breaker = CircuitBreakerLayer::builder()
-//!     .classifier(resile::stack::classifier()) // the limiter's refusals are not failures
 //!     .consecutive_failures(3)
 //!     .open_duration(Duration::from_secs(30))
 //!     .build()?;
@@ -75,19 +74,23 @@
 //!
 //! [`stack::http_client()`] puts the retry layer outermost, then the circuit breaker, then the
 //! rate limiter, then a per-attempt timeout. Every retry passes the breaker (which counts it) and
-//! takes a limiter permit (so retries respect the quota and a server's `429` pause); the
-//! breaker's fast-fail carries [`classify::LocalRejection`] and is never retried. The
-//! [`stack`] module explains each choice; `docs/guide.md` in the repository covers tuning.
+//! takes a limiter permit (so retries respect the quota and a server's `429` pause). The
+//! breaker's fast-fail and the limiter's refusal carry [`classify::LocalRejection`]: the
+//! classifier of every piece ([`classify::Classifier::default()`]) never retries them and the
+//! breaker does not count them. The [`stack`] module explains each choice; `docs/guide.md` in the
+//! repository covers tuning.
 //!
 //! # Features
 //!
-//! All on by default except `redis` and `reqwest`:
+//! All on by default except `redis`, `reqwest` and `axum`:
 //!
 //! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`: the modules above
 //!   (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
 //! - `redis`: the Redis store of the rate limiter (`ratelimit::redis`);
-//! - `reqwest`: `reqwest::Client` as the service under the retry layer and the breaker
-//!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`).
+//! - `reqwest`: `reqwest::Client` as the service under the whole stack, as it is
+//!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`,
+//!   server hints read from `reqwest::Response` by the rate limiter);
+//! - `axum`: `ratelimit::server::PeerIp` also reads axum's `ConnectInfo<SocketAddr>`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -1,7 +1,8 @@
 //! Ready-made stacks: the layers in the right order, with sensible defaults.
 //!
 //! [`http_client()`] returns a [`ClientStack`]: a `tower::Layer` that wraps an HTTP client
-//! (hyper-util's `Client`, or any `tower::Service<http::Request<B>>`) in, from the outside in:
+//! (hyper-util's `Client`, any `tower::Service<http::Request<B>>`, or with the `reqwest` feature
+//! `reqwest::Client` as it is) in, from the outside in:
 //!
 //! ```text
 //! retry  ->  circuit breaker  ->  rate limiter  ->  per-attempt timeout  ->  the client
@@ -17,8 +18,11 @@
 //!   breaker would send several attempts per breaker decision and hide the failures from it.)
 //! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
 //!   never push the client past its quota, and a pause a `429` asked for holds retries back too.
-//!   A limiter refusal ([`WaitTooLong`]) is a local rejection as well: not retried, and neutral
-//!   for the breaker (the stack's [`classifier()`] says so; use it in replacement pieces).
+//!   A limiter refusal ([`WaitTooLong`](resile_ratelimit::client::WaitTooLong)) is a local
+//!   rejection as well, marked the same way: not retried, and neutral for the breaker. Every
+//!   [`Classifier`](resile_classify::Classifier), the default or one from its builder, reads the
+//!   marker (unless a custom closure of yours decides otherwise), so replacement pieces keep that
+//!   behaviour without extra configuration.
 //! - **Breaker outside the limiter.** An open breaker fails before a permit is taken, so requests
 //!   that will not be sent do not spend the quota; and the limiter's refusals never reach the
 //!   breaker's count as failures (they are neutral: being throttled locally says nothing about
@@ -32,6 +36,7 @@
 //!
 //! | piece | default |
 //! |---|---|
+//! | classifier (retry and breaker) | [`Classifier::default()`](resile_classify::Classifier): the table of resile-classify; local rejections never retried, neutral for the breaker |
 //! | retry | [`default_retry_policy()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
 //! | breaker | [`default_breaker()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
 //! | limiter | [`default_limiter()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per second (so it never paces ordinary traffic) that **pauses every request** when a `429`/`503` carries `Retry-After` |
@@ -93,10 +98,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
-use resile_classify::{
-    BreakerVerdict, Classification, Classifier, Outcome, OutcomeKind, RetryClass,
-};
-use resile_ratelimit::client::WaitTooLong;
 use resile_ratelimit::{Quota, RateLimitLayer};
 use resile_retry::{RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
@@ -118,58 +119,16 @@ pub fn default_limiter() -> RateLimitLayer {
     RateLimitLayer::new(Quota::per_second(rate))
 }
 
-/// The classifier of the stack's retry policy and breaker: [`Classifier::default()`], plus the
-/// rate limiter's [`WaitTooLong`] refusal counted as a local rejection (never retried, neutral
-/// for the breaker), like the breaker's own `BreakerOpen`.
-///
-/// Build replacement pieces with it (`RetryPolicy::builder().classifier(classifier())`,
-/// `CircuitBreakerLayer::builder().classifier(classifier())`) to keep that rule: with the plain
-/// default classifier a `WaitTooLong` looks like a transport error, which idempotent requests
-/// retry and the breaker counts as a failure of the server.
-pub fn classifier() -> Classifier {
-    Classifier::builder()
-        .custom(|outcome: &Outcome<'_>| match outcome {
-            Outcome::Error(err) if is_wait_too_long(*err) => Some(Classification::new(
-                OutcomeKind::Rejected,
-                RetryClass::Never,
-                BreakerVerdict::Neutral,
-            )),
-            _ => None,
-        })
-        .build()
-}
-
-fn is_wait_too_long(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    // A cyclic or absurdly deep chain must not hang us.
-    for _ in 0..64 {
-        match next {
-            Some(e) if e.is::<WaitTooLong>() => return true,
-            Some(e) => next = e.source(),
-            None => return false,
-        }
-    }
-    false
-}
-
-/// The retry policy of [`http_client()`]: [`RetryPolicy::default()`] with the stack's
-/// [`classifier()`].
+/// The retry policy of [`http_client()`]: [`RetryPolicy::default()`] (whose classifier is
+/// [`Classifier::default()`](resile_classify::Classifier)).
 pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy::builder().classifier(classifier()).build()
+    RetryPolicy::default()
 }
 
-/// The breaker of [`http_client()`]: [`CircuitBreakerLayer::new()`]'s defaults with the stack's
-/// [`classifier()`].
+/// The breaker of [`http_client()`]: [`CircuitBreakerLayer::new()`] (whose classifier is
+/// [`Classifier::default()`](resile_classify::Classifier)).
 pub fn default_breaker() -> CircuitBreakerLayer {
-    match CircuitBreakerLayer::builder()
-        .classifier(classifier())
-        .build()
-    {
-        Ok(layer) => layer,
-        // The default configuration is valid; a breaker with the plain classifier is the
-        // closest thing if that ever changed.
-        Err(_) => CircuitBreakerLayer::new(),
-    }
+    CircuitBreakerLayer::new()
 }
 
 /// An HTTP client stack with the defaults: see the [module documentation](self).
@@ -226,8 +185,7 @@ impl<R: fmt::Debug, B: fmt::Debug, L: fmt::Debug, T: fmt::Debug> fmt::Debug
 }
 
 impl<R, B, L, T> ClientStack<R, B, L, T> {
-    /// Retries under `policy` (replaces [`default_retry_policy()`]). Give it the stack's
-    /// [`classifier()`] to keep treating the limiter's refusals as local rejections.
+    /// Retries under `policy` (replaces [`default_retry_policy()`]).
     pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T> {
         self.retry_layer(RetryLayer::new(policy))
     }
@@ -248,8 +206,7 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
     }
 
     /// Uses `layer`'s breaker (keep [`CircuitBreakerLayer::handle`] to watch or control it). Any
-    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host. Build it
-    /// with the stack's [`classifier()`] so the limiter's refusals do not count as failures.
+    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host.
     pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T> {
         ClientStack {
             retry: self.retry,
