@@ -155,7 +155,6 @@ async fn chaos_run_loses_nothing_repeats_no_post_and_stays_in_budget() {
         .build()
         .unwrap();
     let policy = RetryPolicy::builder()
-        .classifier(resile::stack::classifier())
         .backoff(
             Exponential::builder()
                 .initial(Duration::from_millis(5))
@@ -169,7 +168,6 @@ async fn chaos_run_loses_nothing_repeats_no_post_and_stays_in_budget() {
         .build();
     // A 30 % failure rate is the weather of this run, not an outage: trip at 80 %.
     let breaker = CircuitBreakerLayer::builder()
-        .classifier(resile::stack::classifier())
         .failure_rate(0.8, SlidingWindow::Count(200), 100)
         .open_duration(Duration::from_millis(200))
         .build()
