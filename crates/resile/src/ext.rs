@@ -1,5 +1,6 @@
 //! [`ServiceBuilderExt`]: resile's layers as `tower::ServiceBuilder` methods.
 
+#[cfg(any(feature = "retry", feature = "breaker", feature = "ratelimit"))]
 use tower::layer::util::Stack;
 use tower::ServiceBuilder;
 
