@@ -8,7 +8,11 @@
 //!   (`iter_batched`), the response dropped outside it too;
 //! - each iteration: `poll_ready`, `call`, one poll of the response future with a no-op waker;
 //! - contenders: `bare`, `full_stack` (the defaults: retry with its budget, the breaker, the
-//!   limiter, a 10 s tokio timeout), and `full_stack_no_timeout` to show what the timer costs.
+//!   limiter, a 10 s tokio timeout), `full_stack_no_timeout` to show what the timer costs, and
+//!   `full_stack_attempt_timeout`: the same stack with resile-retry's `AttemptTimeoutLayer`
+//!   (10 s, a timer armed only for an attempt not ready on its first poll) in place of tower's;
+//! - references: `request_clone` (the bare service plus one clone of the request: the copy any
+//!   replaying retry layer, tower's included, makes before sending) and each piece alone.
 //!
 //! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
 //! `200 ok`; a hyper-util client with a keep-alive pool sends requests and reads each whole
@@ -29,6 +33,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
+use resile_retry::AttemptTimeoutLayer;
 use tower::{Layer, Service, ServiceExt};
 
 type Req = Request<Full<Bytes>>;
@@ -116,6 +122,29 @@ fn in_process(c: &mut Criterion) {
         )
     });
 
+    let mut lazy_timeout = resile::stack::http_client()
+        .attempt_timeout_layer(AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT))
+        .layer(Ok200);
+    group.bench_function("full_stack_attempt_timeout", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut lazy_timeout, req),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // The request copy alone: what keeping a request for a retry costs, whatever the layer.
+    group.bench_function("request_clone", |b| {
+        b.iter_batched(
+            request,
+            |req| {
+                let copy = black_box(&req).clone();
+                (drive(&mut bare, req), copy)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
     // Each piece alone, to see where the time goes.
     let pieces = || resile::stack::http_client();
     let mut retry = pieces()
@@ -159,6 +188,19 @@ fn in_process(c: &mut Criterion) {
         b.iter_batched(
             request,
             |req| drive(&mut timeout_only, req),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut attempt_timeout_only = pieces()
+        .no_retry()
+        .no_circuit_breaker()
+        .no_rate_limit()
+        .attempt_timeout_layer(AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT))
+        .layer(Ok200);
+    group.bench_function("attempt_timeout_only", |b| {
+        b.iter_batched(
+            request,
+            |req| drive(&mut attempt_timeout_only, req),
             BatchSize::SmallInput,
         )
     });

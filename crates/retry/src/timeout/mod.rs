@@ -2,7 +2,7 @@
 //!
 //! [`AttemptTimeoutLayer`] bounds each call of the inner service to a duration, like
 //! `tower::timeout::TimeoutLayer`, and fails with the same error,
-//! [`tower::timeout::error::Elapsed`](Elapsed), so classifiers, breakers and callers that know
+//! [`tower::timeout::error::Elapsed`], so classifiers, breakers and callers that know
 //! tower's timeout treat it the same way (a timeout: retried for idempotent requests, a failure
 //! for a circuit breaker).
 //!
