@@ -1,4 +1,5 @@
 //! Transport errors from real clients on 127.0.0.1, classified through their source chains.
+#![cfg(all(feature = "hyper", feature = "reqwest"))]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -27,9 +27,10 @@
 //!   that will not be sent do not spend the quota; and the limiter's refusals never reach the
 //!   breaker's count as failures (they are neutral: being throttled locally says nothing about
 //!   the server).
-//! - **Timeout innermost.** It bounds one attempt; its
-//!   [`Elapsed`](tower::timeout::error::Elapsed) error is a transport failure to the layers
-//!   above: retried for idempotent requests, counted by the breaker. Bound the whole request,
+//! - **Timeout innermost.** It bounds one attempt ([`AttemptTimeoutLayer`], which arms no timer
+//!   for an attempt answered on its first poll; any timeout layer fits, tower's `TimeoutLayer`
+//!   too); its [`Elapsed`](tower::timeout::error::Elapsed) error is a transport failure to the
+//!   layers above: retried for idempotent requests, counted by the breaker. Bound the whole request,
 //!   waits included, with the retry policy's `deadline` or a timeout outside the stack.
 //!
 //! # Defaults
@@ -99,9 +100,8 @@ use std::time::Duration;
 
 use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
 use resile_ratelimit::{Quota, RateLimitLayer};
-use resile_retry::{RetryLayer, RetryPolicy};
+use resile_retry::{AttemptTimeoutLayer, RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
-use tower::timeout::TimeoutLayer;
 use tower_layer::Layer;
 
 /// The default per-attempt timeout of [`http_client()`]: 10 seconds.
@@ -139,7 +139,7 @@ pub fn http_client() -> ClientStack {
         retry: RetryLayer::new(default_retry_policy()),
         breaker: default_breaker(),
         limiter: default_limiter(),
-        timeout: TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
+        timeout: AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
     }
 }
 
@@ -157,7 +157,7 @@ pub struct ClientStack<
     R = RetryLayer,
     B = CircuitBreakerLayer,
     L = RateLimitLayer,
-    T = TimeoutLayer,
+    T = AttemptTimeoutLayer,
 > {
     retry: R,
     breaker: B,
@@ -239,8 +239,8 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
     }
 
     /// Bounds each attempt to `timeout` (replaces [`DEFAULT_ATTEMPT_TIMEOUT`]).
-    pub fn attempt_timeout(self, timeout: Duration) -> ClientStack<R, B, L, TimeoutLayer> {
-        self.attempt_timeout_layer(TimeoutLayer::new(timeout))
+    pub fn attempt_timeout(self, timeout: Duration) -> ClientStack<R, B, L, AttemptTimeoutLayer> {
+        self.attempt_timeout_layer(AttemptTimeoutLayer::new(timeout))
     }
 
     /// Any layer in the per-attempt timeout position (innermost).
