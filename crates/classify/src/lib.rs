@@ -456,6 +456,7 @@ impl Classifier {
     }
 
     /// Classifies an outcome.
+    #[inline]
     pub fn classify(&self, outcome: Outcome<'_>) -> Classification {
         if let Some(custom) = &self.custom {
             if let Some(c) = custom(&outcome) {
@@ -511,7 +512,26 @@ impl Classifier {
     /// How a circuit breaker counts `outcome`.
     #[inline]
     pub fn breaker_verdict(&self, outcome: Outcome<'_>) -> BreakerVerdict {
-        self.classify(outcome).breaker
+        match outcome {
+            // The breaker's closed path: a status and no custom closure needs only the verdict.
+            Outcome::Response { status, .. } if self.custom.is_none() => {
+                self.breaker_verdict_status(status)
+            }
+            _ => self.classify(outcome).breaker,
+        }
+    }
+
+    /// How a circuit breaker counts `status` by the status sets alone (no custom closure): the
+    /// `breaker` of [`classify_status`](Self::classify_status), without the rest.
+    #[inline]
+    pub fn breaker_verdict_status(&self, status: StatusCode) -> BreakerVerdict {
+        if self.breaker_neutral.contains(status) {
+            BreakerVerdict::Neutral
+        } else if (100..500).contains(&status.as_u16()) {
+            BreakerVerdict::Success
+        } else {
+            BreakerVerdict::Failure
+        }
     }
 
     /// The server's hint of when to come back, if `outcome` is a response that carries one

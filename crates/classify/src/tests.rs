@@ -387,3 +387,23 @@ fn may_retry_status_agrees_with_classify() {
     // A custom closure can retry anything: never ruled out.
     assert!(custom.may_retry_status(StatusCode::OK));
 }
+
+#[test]
+fn breaker_verdict_fast_path_agrees_with_classify() {
+    let configs = [
+        Classifier::default(),
+        Classifier::builder()
+            .breaker_neutral_statuses([StatusCode::NOT_IMPLEMENTED, StatusCode::OK])
+            .build(),
+        Classifier::builder().breaker_neutral_statuses([]).build(),
+    ];
+    for c in &configs {
+        for n in 100..1000u16 {
+            let status = StatusCode::from_u16(n).unwrap();
+            let r = http::Response::builder().status(status).body(()).unwrap();
+            let full = c.classify(Outcome::response(&r)).breaker;
+            assert_eq!(c.breaker_verdict_status(status), full, "{n}");
+            assert_eq!(c.breaker_verdict(Outcome::response(&r)), full, "{n}");
+        }
+    }
+}
