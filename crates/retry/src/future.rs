@@ -158,7 +158,7 @@ where
                     let Some(mut req) = this.request.take() else {
                         unreachable!("resile-retry: retry decided without a request copy");
                     };
-                    *this.attempt += 1;
+                    *this.attempt = this.attempt.saturating_add(1);
                     if let Some(name) = &this.policy.attempt_header {
                         req.headers_mut()
                             .insert(name.clone(), HeaderValue::from(*this.attempt));

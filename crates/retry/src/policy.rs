@@ -447,7 +447,8 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             }
         }
         let event = RetryEvent {
-            attempt: attempt + 1,
+            // Saturating: a backoff without a retry limit and no budget may retry forever.
+            attempt: attempt.saturating_add(1),
             reason: class.kind,
             status,
             wait,
@@ -465,5 +466,41 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             hook(&event);
         }
         Decision::Retry(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use resile_backoff::Constant;
+
+    use super::*;
+
+    /// A policy that may retry forever (no retry limit, no budget, no wait) must not overflow
+    /// its attempt count: the retry after attempt `u32::MAX` is still attempt `u32::MAX`.
+    #[test]
+    fn attempt_count_saturates_instead_of_overflowing() {
+        let seen = Arc::new(AtomicU32::new(0));
+        let hook_seen = Arc::clone(&seen);
+        let policy = RetryPolicy::builder()
+            .backoff(Constant::new(Duration::ZERO).no_max_retries())
+            .no_budget()
+            .on_retry(move |e| hook_seen.store(e.attempt, Ordering::Relaxed))
+            .build();
+        let res = http::Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(())
+            .unwrap();
+        let mut backoff = None;
+        let decision = policy.inner.decide(
+            Outcome::response(&res),
+            || Some(true),
+            &mut backoff,
+            None,
+            u32::MAX,
+        );
+        assert!(matches!(decision, Decision::Retry(None)));
+        assert_eq!(seen.load(Ordering::Relaxed), u32::MAX);
     }
 }
