@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use super::headers;
 use super::policy::{Fallback, KeyExtractor};
 use super::service::Throttle;
-use crate::gcra::Quota;
+use crate::gcra::{InsufficientCapacity, Quota};
 use crate::keyed::KeyedStore;
 use crate::store::Store;
 
@@ -202,9 +202,21 @@ impl<E: KeyExtractor, St> ThrottleLayerBuilder<E, St> {
     }
 
     /// The cells each request takes (default 1).
-    pub fn cost(mut self, cost: NonZeroU32) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] if `cost` exceeds the quota's burst: no request could ever be
+    /// admitted, which is a configuration mistake rather than a limit.
+    pub fn cost(mut self, cost: NonZeroU32) -> Result<Self, InsufficientCapacity> {
+        let burst = self.quota.burst();
+        if cost > burst {
+            return Err(InsufficientCapacity {
+                requested: cost,
+                burst,
+            });
+        }
         self.cost = cost;
-        self
+        Ok(self)
     }
 
     /// The policy name in the `RateLimit-Policy` and `RateLimit` fields (default `default`).

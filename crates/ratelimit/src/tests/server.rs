@@ -274,3 +274,28 @@ fn futures_free_call(layer: &ThrottleLayer<Global>) -> Response<String> {
         .block_on(fut)
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_cost_above_the_burst_is_a_configuration_error_and_a_fitting_one_takes_that_many_cells() {
+    let quota = Quota::per_second(nz(4)).with_burst(nz(3)).unwrap();
+    let err = ThrottleLayer::builder(quota, PeerIp::new())
+        .cost(nz(4))
+        .err()
+        .expect("a cost above the burst can never be admitted");
+    assert_eq!((err.requested, err.burst), (nz(4), nz(3)));
+
+    let clock = ManualClock::new();
+    let layer = ThrottleLayer::builder(quota, PeerIp::new())
+        .store(store(&clock))
+        .cost(nz(3))
+        .expect("a cost equal to the burst fits")
+        .build();
+    let (calls, inner) = counting();
+    let svc = layer.layer(inner);
+    // The first request takes the whole burst; the second is refused.
+    let res = svc.clone().oneshot(from("192.0.2.9:1")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = svc.clone().oneshot(from("192.0.2.9:2")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
