@@ -278,10 +278,9 @@ fn futures_free_call(layer: &ThrottleLayer<Global>) -> Response<String> {
 #[tokio::test]
 async fn a_cost_above_the_burst_is_a_configuration_error_and_a_fitting_one_takes_that_many_cells() {
     let quota = Quota::per_second(nz(4)).with_burst(nz(3)).unwrap();
-    let err = ThrottleLayer::builder(quota, PeerIp::new())
-        .cost(nz(4))
-        .err()
-        .expect("a cost above the burst can never be admitted");
+    let Err(err) = ThrottleLayer::builder(quota, PeerIp::new()).cost(nz(4)) else {
+        panic!("a cost above the burst can never be admitted");
+    };
     assert_eq!((err.requested, err.burst), (nz(4), nz(3)));
 
     let clock = ManualClock::new();
