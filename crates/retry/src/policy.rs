@@ -45,6 +45,8 @@ pub enum GiveUp {
     HintTooLong,
     /// The retry could not start before the request's [deadline](RetryPolicyBuilder::deadline).
     Deadline,
+    /// The wait (backoff delay or server hint) reaches past what the clock can represent.
+    WaitOutOfRange,
     /// The [`RetryBudget`] is spent.
     BudgetExhausted,
 }
@@ -58,6 +60,7 @@ impl GiveUp {
             GiveUp::RetriesExhausted => "retries_exhausted",
             GiveUp::HintTooLong => "hint_too_long",
             GiveUp::Deadline => "deadline",
+            GiveUp::WaitOutOfRange => "wait_out_of_range",
             GiveUp::BudgetExhausted => "budget_exhausted",
         }
     }
@@ -434,7 +437,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         } else {
             let now = Instant::now();
             let Some(at) = now.checked_add(wait) else {
-                return give_up(GiveUp::HintTooLong);
+                return give_up(GiveUp::WaitOutOfRange);
             };
             if deadline.is_some_and(|d| at >= d) {
                 return give_up(GiveUp::Deadline);
@@ -502,5 +505,32 @@ mod tests {
         );
         assert!(matches!(decision, Decision::Retry(None)));
         assert_eq!(seen.load(Ordering::Relaxed), u32::MAX);
+    }
+
+    /// A backoff delay too long for the clock gives up with its own reason, not as if the
+    /// server had sent a hint.
+    #[test]
+    fn a_delay_past_the_clock_gives_up_as_out_of_range() {
+        let reason = Arc::new(std::sync::Mutex::new(None));
+        let hook_reason = Arc::clone(&reason);
+        let policy = RetryPolicy::builder()
+            .backoff(Constant::new(Duration::MAX).no_max_retries())
+            .no_budget()
+            .on_give_up(move |e| *hook_reason.lock().unwrap() = Some(e.cause))
+            .build();
+        let res = http::Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(())
+            .unwrap();
+        let mut backoff = None;
+        let decision = policy.inner.decide(
+            Outcome::response(&res),
+            || Some(true),
+            &mut backoff,
+            None,
+            1,
+        );
+        assert!(matches!(decision, Decision::Return));
+        assert_eq!(*reason.lock().unwrap(), Some(GiveUp::WaitOutOfRange));
     }
 }
