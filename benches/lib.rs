@@ -1,1 +1,3 @@
 //! Shared helpers for resile's criterion benchmarks (each bench is its own target in this folder).
+
+pub mod contenders;

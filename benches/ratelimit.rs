@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use governor::clock::Clock as _;
 
 const KEYS: usize = 1024;
@@ -58,6 +59,16 @@ where
     start.elapsed()
 }
 
+/// Benchmarks `op(thread, i)` under `name` on two threads at once (see [`parallel`]).
+fn bench_two_threads<F>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, op: F)
+where
+    F: Fn(usize, u64) + Clone + Send + Sync + 'static,
+{
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| parallel(2, iters, op.clone()))
+    });
+}
+
 fn clocks(c: &mut Criterion) {
     let mut g = c.benchmark_group("ratelimit/clock");
     g.bench_function("std Instant::now", |b| b.iter(|| black_box(Instant::now())));
@@ -85,33 +96,26 @@ fn clocks(c: &mut Criterion) {
 }
 
 fn direct(c: &mut Criterion) {
-    let admit = NonZeroU32::MAX;
-    for (name, rate) in [("admitting", admit), ("refusing", NonZeroU32::MIN)] {
+    let (admit, refuse) = (NonZeroU32::MAX, NonZeroU32::MIN);
+    let cases = [
+        (
+            "admitting",
+            resile_ratelimit::Quota::per_second(admit),
+            governor::Quota::per_second(admit),
+        ),
+        (
+            "refusing",
+            resile_ratelimit::Quota::per_hour(refuse),
+            governor::Quota::per_hour(refuse),
+        ),
+    ];
+    for (name, ours_quota, gov_quota) in cases {
         let mut g = c.benchmark_group(format!("ratelimit/direct/{name}"));
-        let make_ours = || {
-            let q = if rate == NonZeroU32::MIN {
-                resile_ratelimit::Quota::per_hour(rate)
-            } else {
-                resile_ratelimit::Quota::per_second(rate)
-            };
-            Arc::new(resile_ratelimit::RateLimiter::new(q))
-        };
-        let make_gov = || {
-            let q = if rate == NonZeroU32::MIN {
-                governor::Quota::per_hour(rate)
-            } else {
-                governor::Quota::per_second(rate)
-            };
-            Arc::new(governor::RateLimiter::direct(q))
-        };
+        let make_ours = || Arc::new(resile_ratelimit::RateLimiter::new(ours_quota));
+        let make_gov = || Arc::new(governor::RateLimiter::direct(gov_quota));
         let make_gov_std = || {
-            let q = if rate == NonZeroU32::MIN {
-                governor::Quota::per_hour(rate)
-            } else {
-                governor::Quota::per_second(rate)
-            };
             Arc::new(governor::RateLimiter::direct_with_clock(
-                q,
+                gov_quota,
                 governor::clock::MonotonicClock,
             ))
         };
@@ -120,13 +124,8 @@ fn direct(c: &mut Criterion) {
         g.bench_function("resile 1 thread", |b| b.iter(|| l.check()));
         let l = make_gov();
         g.bench_function("governor 1 thread", |b| b.iter(|| l.check()));
-        let q = if rate == NonZeroU32::MIN {
-            resile_ratelimit::Quota::per_hour(rate)
-        } else {
-            resile_ratelimit::Quota::per_second(rate)
-        };
         let l = resile_ratelimit::RateLimiter::with_clock(
-            q,
+            ours_quota,
             resile_ratelimit::clock::MonotonicClock::new(),
         );
         g.bench_function("resile (std Instant clock) 1 thread", |b| {
@@ -138,24 +137,12 @@ fn direct(c: &mut Criterion) {
         });
 
         let l = make_ours();
-        g.bench_function("resile 2 threads", |b| {
-            let l = Arc::clone(&l);
-            b.iter_custom(move |iters| {
-                let l = Arc::clone(&l);
-                parallel(2, iters, move |_, _| {
-                    let _ = black_box(l.check());
-                })
-            })
+        bench_two_threads(&mut g, "resile 2 threads", move |_, _| {
+            let _ = black_box(l.check());
         });
         let l = make_gov();
-        g.bench_function("governor 2 threads", |b| {
-            let l = Arc::clone(&l);
-            b.iter_custom(move |iters| {
-                let l = Arc::clone(&l);
-                parallel(2, iters, move |_, _| {
-                    let _ = black_box(l.check());
-                })
-            })
+        bench_two_threads(&mut g, "governor 2 threads", move |_, _| {
+            let _ = black_box(l.check());
         });
         g.finish();
     }
@@ -226,28 +213,16 @@ fn keyed_workload(
     }
     {
         let (l, keys) = (Arc::clone(&ours), Arc::clone(&keys));
-        g.bench_function("resile 2 threads", move |b| {
-            let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
-            b.iter_custom(move |iters| {
-                let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
-                parallel(2, iters, move |t, i| {
-                    let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
-                    let _ = black_box(l.check_key(k));
-                })
-            })
+        bench_two_threads(&mut g, "resile 2 threads", move |t, i| {
+            let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
+            let _ = black_box(l.check_key(k));
         });
     }
     {
         let (l, keys) = (Arc::clone(&gov), Arc::clone(&keys));
-        g.bench_function("governor dashmap 2 threads", move |b| {
-            let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
-            b.iter_custom(move |iters| {
-                let (l, keys) = (Arc::clone(&l), Arc::clone(&keys));
-                parallel(2, iters, move |t, i| {
-                    let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
-                    let _ = black_box(l.check_key(k));
-                })
-            })
+        bench_two_threads(&mut g, "governor dashmap 2 threads", move |t, i| {
+            let k = &keys[(i as usize + t * KEYS / 2) % KEYS];
+            let _ = black_box(l.check_key(k));
         });
     }
     g.finish();

@@ -21,173 +21,26 @@
 //! The fair pairs are `resile_no_budget` / `tower_retry` and `resile_default` /
 //! `tower_retry_budget`: both budgets read the monotonic clock on every deposit.
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
-use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
-use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::{Request, Response};
-use http_body_util::Full;
-use resile_retry::{RetryLayer, RetryPolicy};
-use std::sync::Arc;
-use std::time::Duration;
-
-use tower::retry::budget::{Budget, TpsBudget};
-use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
-use tower::{Layer, Service};
-
-type Req = Request<Full<Bytes>>;
-type Res = Response<Full<Bytes>>;
-
-/// An always-ready service answering `200 OK`.
-#[derive(Clone, Copy)]
-struct Ok200;
-
-impl Service<Req> for Ok200 {
-    type Response = Res;
-    type Error = Infallible;
-    type Future = Ready<Result<Res, Infallible>>;
-
-    #[inline]
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        black_box(&req);
-        ready(Ok(Response::new(Full::new(Bytes::new()))))
-    }
-}
-
-/// tower's side: clone the request, retry 5xx responses, at most three times.
-#[derive(Clone, Copy)]
-struct Retry5xx {
-    remaining: u32,
-}
-
-impl<E> Policy<Req, Res, E> for Retry5xx {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(res) if res.status().is_server_error() && self.remaining > 0 => {
-                self.remaining -= 1;
-                Some(ready(()))
-            }
-            _ => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
-
-/// tower's side with tower's budget: deposit per request not retried, withdraw per retry.
-#[derive(Clone)]
-struct Retry5xxBudget {
-    remaining: u32,
-    budget: Arc<TpsBudget>,
-}
-
-impl<E> Policy<Req, Res, E> for Retry5xxBudget {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(res) if res.status().is_server_error() && self.remaining > 0 => {
-                if !self.budget.withdraw() {
-                    return None;
-                }
-                self.remaining -= 1;
-                Some(ready(()))
-            }
-            _ => {
-                self.budget.deposit();
-                None
-            }
-        }
-    }
-
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
-
-fn request() -> Req {
-    Request::get("http://api.example.com/v1/items?id=42")
-        .header("accept", "application/json")
-        .header("user-agent", "resile-bench/0.1")
-        .header("x-request-id", "0f8fad5b-d9cb-469f-a165-70867728950e")
-        .body(Full::new(Bytes::new()))
-        .expect("a valid request")
-}
-
-/// `poll_ready`, `call`, one poll: the same steps for every contender.
-#[inline]
-fn drive<S: Service<Req>>(svc: &mut S, req: Req) -> S::Response
-where
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("the bench service is always ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        _ => panic!("the bench service answers at once"),
-    }
-}
+use criterion::{criterion_group, criterion_main, Criterion};
+use resile_benches::contenders::{self, bench_driven, drive, request, Ok200};
+use tower::Layer;
 
 fn success_first_time(c: &mut Criterion) {
     let mut group = c.benchmark_group("retry/success_first_time");
 
-    let mut bare = Ok200;
-    group.bench_function("bare", |b| {
-        b.iter_batched(request, |req| drive(&mut bare, req), BatchSize::SmallInput)
-    });
+    bench_driven(&mut group, "bare", &mut Ok200);
 
-    let mut tower = TowerRetryLayer::new(Retry5xx { remaining: 3 }).layer(Ok200);
-    group.bench_function("tower_retry", |b| {
-        b.iter_batched(request, |req| drive(&mut tower, req), BatchSize::SmallInput)
-    });
+    let mut tower = contenders::tower_retry().layer(Ok200);
+    bench_driven(&mut group, "tower_retry", &mut tower);
 
-    let mut tower_budget = TowerRetryLayer::new(Retry5xxBudget {
-        remaining: 3,
-        budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-    })
-    .layer(Ok200);
-    group.bench_function("tower_retry_budget", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut tower_budget, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut tower_budget = contenders::tower_retry_budget().layer(Ok200);
+    bench_driven(&mut group, "tower_retry_budget", &mut tower_budget);
 
-    let mut resile = RetryLayer::new(RetryPolicy::builder().no_budget().build()).layer(Ok200);
-    group.bench_function("resile_no_budget", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut resile, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut resile = contenders::resile_no_budget().layer(Ok200);
+    bench_driven(&mut group, "resile_no_budget", &mut resile);
 
-    let mut resile_default = RetryLayer::default().layer(Ok200);
-    group.bench_function("resile_default", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut resile_default, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut resile_default = contenders::resile_default().layer(Ok200);
+    bench_driven(&mut group, "resile_default", &mut resile_default);
 
     group.finish();
 

@@ -20,11 +20,8 @@
 //! (`concurrent`); criterion reports requests per second (throughput in elements).
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -33,61 +30,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
-use resile_retry::AttemptTimeoutLayer;
+use resile_benches::contenders::{self, bench_driven, drive, request, Ok200, Req};
 use tower::{Layer, Service, ServiceExt};
-
-type Req = Request<Full<Bytes>>;
-type Res = Response<Full<Bytes>>;
-
-/// An always-ready service answering `200 OK`.
-#[derive(Clone, Copy)]
-struct Ok200;
-
-impl Service<Req> for Ok200 {
-    type Response = Res;
-    type Error = Infallible;
-    type Future = Ready<Result<Res, Infallible>>;
-
-    #[inline]
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        black_box(&req);
-        ready(Ok(Response::new(Full::new(Bytes::new()))))
-    }
-}
-
-fn request() -> Req {
-    Request::get("http://api.example.com/v1/items?id=42")
-        .header("accept", "application/json")
-        .header("user-agent", "resile-bench/0.1")
-        .header("x-request-id", "0f8fad5b-d9cb-469f-a165-70867728950e")
-        .body(Full::new(Bytes::new()))
-        .expect("a valid request")
-}
-
-/// `poll_ready`, `call`, one poll: the same steps for every contender.
-#[inline]
-fn drive<S: Service<Req, Response = Res>>(svc: &mut S, req: Req) -> Res
-where
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        other => panic!("the bench service is always ready: {other:?}"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        Poll::Ready(Err(e)) => panic!("the bench service answers 200: {e:?}"),
-        Poll::Pending => panic!("the bench service answers at once"),
-    }
-}
 
 fn in_process(c: &mut Criterion) {
     // The timeout layer arms a tokio timer per call: it needs a runtime's time driver.
@@ -100,38 +44,18 @@ fn in_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("stack/in_process");
 
     let mut bare = Ok200;
-    group.bench_function("bare", |b| {
-        b.iter_batched(request, |req| drive(&mut bare, req), BatchSize::SmallInput)
-    });
+    bench_driven(&mut group, "bare", &mut bare);
 
-    let stack = resile::stack::http_client();
+    let stack = contenders::full_stack();
     let breaker = stack.breaker_handle();
     let mut full = stack.layer(Ok200);
-    group.bench_function("full_stack", |b| {
-        b.iter_batched(request, |req| drive(&mut full, req), BatchSize::SmallInput)
-    });
+    bench_driven(&mut group, "full_stack", &mut full);
 
-    let mut no_timeout = resile::stack::http_client()
-        .no_attempt_timeout()
-        .layer(Ok200);
-    group.bench_function("full_stack_no_timeout", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut no_timeout, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut no_timeout = contenders::full_stack_no_timeout().layer(Ok200);
+    bench_driven(&mut group, "full_stack_no_timeout", &mut no_timeout);
 
-    let mut lazy_timeout = resile::stack::http_client()
-        .attempt_timeout_layer(AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT))
-        .layer(Ok200);
-    group.bench_function("full_stack_attempt_timeout", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut lazy_timeout, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut lazy_timeout = contenders::full_stack_attempt_timeout().layer(Ok200);
+    bench_driven(&mut group, "full_stack_attempt_timeout", &mut lazy_timeout);
 
     // The request copy alone: what keeping a request for a retry costs, whatever the layer.
     group.bench_function("request_clone", |b| {
@@ -146,64 +70,20 @@ fn in_process(c: &mut Criterion) {
     });
 
     // Each piece alone, to see where the time goes.
-    let pieces = || resile::stack::http_client();
-    let mut retry = pieces()
-        .no_circuit_breaker()
-        .no_rate_limit()
-        .no_attempt_timeout()
-        .layer(Ok200);
-    group.bench_function("retry_only", |b| {
-        b.iter_batched(request, |req| drive(&mut retry, req), BatchSize::SmallInput)
-    });
-    let mut breaker_only = pieces()
-        .no_retry()
-        .no_rate_limit()
-        .no_attempt_timeout()
-        .layer(Ok200);
-    group.bench_function("breaker_only", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut breaker_only, req),
-            BatchSize::SmallInput,
-        )
-    });
-    let mut limiter_only = pieces()
-        .no_retry()
-        .no_circuit_breaker()
-        .no_attempt_timeout()
-        .layer(Ok200);
-    group.bench_function("limiter_only", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut limiter_only, req),
-            BatchSize::SmallInput,
-        )
-    });
-    let mut timeout_only = pieces()
-        .no_retry()
-        .no_circuit_breaker()
-        .no_rate_limit()
-        .layer(Ok200);
-    group.bench_function("timeout_only", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut timeout_only, req),
-            BatchSize::SmallInput,
-        )
-    });
-    let mut attempt_timeout_only = pieces()
-        .no_retry()
-        .no_circuit_breaker()
-        .no_rate_limit()
-        .attempt_timeout_layer(AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT))
-        .layer(Ok200);
-    group.bench_function("attempt_timeout_only", |b| {
-        b.iter_batched(
-            request,
-            |req| drive(&mut attempt_timeout_only, req),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut retry = contenders::retry_only().layer(Ok200);
+    bench_driven(&mut group, "retry_only", &mut retry);
+    let mut breaker_only = contenders::breaker_only().layer(Ok200);
+    bench_driven(&mut group, "breaker_only", &mut breaker_only);
+    let mut limiter_only = contenders::limiter_only().layer(Ok200);
+    bench_driven(&mut group, "limiter_only", &mut limiter_only);
+    let mut timeout_only = contenders::timeout_only().layer(Ok200);
+    bench_driven(&mut group, "timeout_only", &mut timeout_only);
+    let mut attempt_timeout_only = contenders::attempt_timeout_only().layer(Ok200);
+    bench_driven(
+        &mut group,
+        "attempt_timeout_only",
+        &mut attempt_timeout_only,
+    );
     group.finish();
 
     // Every layer was on the path: the breaker counted the calls as successes.
