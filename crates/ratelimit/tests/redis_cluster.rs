@@ -5,22 +5,15 @@
 
 mod redis_harness;
 
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
-use redis_harness::{admin, RedisServer};
+use redis_harness::{admin, bounded, RedisServer};
 use resile_ratelimit::redis::{OnFailure, RedisStore};
 use resile_ratelimit::{Quota, Store};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(15);
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, f)
-        .await
-        .expect("test exceeded its deadline")
-}
 
 /// Joins three fresh nodes into one cluster, a third of the slots each, and waits until every
 /// node reports `cluster_state:ok`.
@@ -75,7 +68,7 @@ async fn form_cluster(nodes: &[RedisServer]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_route_to_each_keys_node() {
     let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         form_cluster(&nodes).await;
         let client = ClusterClient::new(nodes.iter().map(RedisServer::url).collect::<Vec<_>>())
             .expect("cluster client");

@@ -5,13 +5,12 @@
 
 mod redis_harness;
 
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_harness::{admin, RedisServer};
+use redis_harness::{admin, bounded, nz, RedisServer};
 use resile_ratelimit::redis::{OnFailure, RedisStore, RedisUnavailable, Share};
 use resile_ratelimit::{Decision, Quota, Store, StoreError};
 
@@ -20,16 +19,6 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 /// How late past the decision timeout a decision may come on a loaded machine.
 const LATE: Duration = Duration::from_millis(400);
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(6);
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap()
-}
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, f)
-        .await
-        .expect("test exceeded its deadline")
-}
 
 fn builder(policy: OnFailure) -> resile_ratelimit::redis::RedisStoreBuilder {
     RedisStore::builder()
@@ -79,7 +68,7 @@ async fn until_redis_decides(store: &RedisStore, key: &str) -> Decision {
 /// decisions back on Redis.
 async fn outage(policy: OnFailure, check: impl FnOnce(&[Result<Decision, StoreError>])) {
     let mut server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = builder(policy).connect(server.url()).await.unwrap();
         for remaining in [9, 8] {
             let d = timed(&store, "k").await.unwrap();
@@ -183,7 +172,7 @@ async fn error_policy_returns_the_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_during_an_outage_are_bounded_by_the_share() {
     let mut server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = builder(OnFailure::Fallback {
             share: Share::one_of(nz(2)),
         })
@@ -219,7 +208,7 @@ async fn concurrent_callers_during_an_outage_are_bounded_by_the_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_times_out_then_recovers() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         // A probe interval long enough that a loaded machine cannot outlast it between two
         // decisions.
         let store = builder(OnFailure::FailClosed)
@@ -254,7 +243,7 @@ async fn a_frozen_server_times_out_then_recovers() {
 async fn a_lazy_store_starts_while_redis_is_away() {
     let mut server = RedisServer::start();
     server.kill();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = builder(OnFailure::FailClosed)
             .connect_lazy(server.url())
             .unwrap();
@@ -271,7 +260,7 @@ async fn a_lazy_store_starts_while_redis_is_away() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_during_an_outage_are_dropped_not_stuck() {
     let mut server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = builder(OnFailure::FailOpen)
             .probe_interval(Duration::from_secs(5))
             .connect(server.url())
@@ -344,7 +333,7 @@ async fn an_outage_logs_one_warning_and_one_recovery() {
     tracing::subscriber::set_global_default(events.clone()).expect("one global subscriber");
     let prefix = "t:logged:";
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = builder(OnFailure::FailOpen)
             .prefix(prefix)
             .probe_interval(Duration::ZERO)

@@ -5,13 +5,11 @@
 mod redis_harness;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
-use redis_harness::RedisServer;
+use redis_harness::{bounded, nz, RedisServer};
 use resile_ratelimit::client::WaitTooLong;
 use resile_ratelimit::redis::{OnFailure, RedisStore};
 use resile_ratelimit::server::{Fallback, PeerIp};
@@ -21,16 +19,6 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 type Client = tower::util::BoxCloneService<Request<()>, Response<()>, tower::BoxError>;
 
 const TEST_DEADLINE: Duration = Duration::from_secs(10);
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap()
-}
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, f)
-        .await
-        .expect("test exceeded its deadline")
-}
 
 async fn store(server: &RedisServer, policy: OnFailure) -> RedisStore {
     RedisStore::builder()
@@ -52,7 +40,7 @@ fn from(peer: &str) -> Request<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_layer_answers_429_across_two_instances() {
     let mut server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         // Two server instances, each with its own store and connection, one Redis.
         let quota = Quota::per_minute(nz(3));
         let instance = |store: RedisStore| {
@@ -110,7 +98,7 @@ async fn throttle_layer_answers_429_across_two_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_layer_paces_two_clients_on_one_redis() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         // 20 per second with burst 1: one request every 50 ms, for both clients together.
         let quota = Quota::per_second(nz(20)).with_burst(nz(1)).unwrap();
         let client = |store: RedisStore| {
@@ -152,7 +140,7 @@ async fn rate_limit_layer_paces_two_clients_on_one_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_hint_pauses_every_instance() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let quota = Quota::per_second(nz(100));
         let store_a = store(&server, OnFailure::Error).await;
         // Instance A talks to a server that says "429, retry after 5 s".

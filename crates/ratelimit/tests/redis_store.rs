@@ -5,27 +5,16 @@
 
 mod redis_harness;
 
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_harness::{admin, command_calls, reset_stats, RedisServer, Rng};
+use redis_harness::{admin, bounded, command_calls, nz, reset_stats, RedisServer, Rng};
 use resile_ratelimit::clock::ManualClock;
 use resile_ratelimit::redis::{OnFailure, RedisStore};
 use resile_ratelimit::{Decision, KeyedStore, Quota, Store, StoreError};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(10);
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap()
-}
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, f)
-        .await
-        .expect("test exceeded its deadline")
-}
 
 async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
     RedisStore::builder()
@@ -49,7 +38,7 @@ fn close_below(redis: Duration, memory: Duration, slack: Duration, what: &str, s
 #[tokio::test]
 async fn burst_then_refusal_with_exact_fields() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:burst:").await;
         // 5 per hour: T = 720 s, so the seconds this test takes cannot refill a cell.
         let quota = Quota::per_hour(nz(5));
@@ -100,7 +89,7 @@ async fn burst_then_refusal_with_exact_fields() {
 #[tokio::test]
 async fn matches_the_memory_store_decision_by_decision() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:same:").await;
         // The memory store's clock never moves; the server's does, by the test's duration, which
         // is far below T (one hour): every offset is a multiple of T, so only the durations move,
@@ -192,7 +181,7 @@ async fn settle(store: &RedisStore, updates: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_one_redis_admit_the_quota_exactly() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         // Two "machines": two stores, two connections, one Redis.
         let a = store(&server, "t:shared:").await;
         let b = store(&server, "t:shared:").await;
@@ -247,7 +236,7 @@ async fn two_instances_sharing_one_redis_admit_the_quota_exactly() {
 #[tokio::test]
 async fn keys_expire_once_the_bucket_is_full() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:exp:").await;
         let mut conn = admin(&server).await;
         // Burst 2, T = 100 ms: one cell taken is back after 100 ms.
@@ -271,7 +260,7 @@ async fn keys_expire_once_the_bucket_is_full() {
 #[tokio::test]
 async fn prefixes_keep_limiters_apart() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let a = store(&server, "app-a:").await;
         let b = store(&server, "app-b:").await;
         let quota = Quota::per_hour(nz(1));
@@ -333,7 +322,7 @@ async fn prefixes_keep_limiters_apart() {
 #[tokio::test]
 async fn one_evalsha_per_decision_and_nothing_else() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:rt:").await;
         let mut conn = admin(&server).await;
         let quota = Quota::per_hour(nz(20));
@@ -375,7 +364,7 @@ async fn one_evalsha_per_decision_and_nothing_else() {
 #[tokio::test]
 async fn a_flushed_script_cache_costs_one_eval() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:flush:").await;
         let mut conn = admin(&server).await;
         let quota = Quota::per_hour(nz(3));
@@ -411,7 +400,7 @@ async fn a_flushed_script_cache_costs_one_eval() {
 #[tokio::test]
 async fn release_and_pause_reach_redis() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = store(&server, "t:upd:").await;
         let quota = Quota::per_hour(nz(5));
         let d = store.decide("k", &quota, nz(4)).await.unwrap();
@@ -444,7 +433,7 @@ async fn release_and_pause_reach_redis() {
 #[tokio::test]
 async fn foreign_values_under_the_prefix() {
     let server = RedisServer::start();
-    bounded(async {
+    bounded(TEST_DEADLINE, async {
         let store = RedisStore::builder()
             .prefix("t:bad:")
             .on_failure(OnFailure::FailClosed)

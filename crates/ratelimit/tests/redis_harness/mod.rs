@@ -6,8 +6,10 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +18,18 @@ use std::time::{Duration, Instant};
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 const START_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `n` as a `NonZeroU32` (the tests' quotas and costs are nonzero literals).
+pub(crate) fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+/// Runs `f` within `deadline`: a test that would hang on a stuck server fails instead.
+pub(crate) async fn bounded<F: Future>(deadline: Duration, f: F) -> F::Output {
+    tokio::time::timeout(deadline, f)
+        .await
+        .expect("test exceeded its deadline")
+}
 
 /// The `redis-server` binary, or a panic that says how to get one.
 pub(crate) fn redis_server_binary() -> PathBuf {
