@@ -37,6 +37,10 @@ fn respond_with(status: u16, headers: &[(&str, String)]) -> Res {
     res
 }
 
+fn retry_after(status: u16, value: &str) -> Res {
+    respond_with(status, &[("retry-after", value.to_string())])
+}
+
 fn get() -> Req {
     Request::get("http://example.com/")
         .body(String::new())
@@ -72,11 +76,13 @@ struct Events {
 }
 
 impl Events {
-    fn attach<B>(&self, builder: RetryPolicyBuilder<B>) -> RetryPolicyBuilder<B> {
+    /// The policy `builder` builds, its hooks recording into these events.
+    fn policy<B>(&self, builder: RetryPolicyBuilder<B>) -> RetryPolicy<B> {
         let (r, g) = (self.retries.clone(), self.give_ups.clone());
         builder
             .on_retry(move |e| r.lock().unwrap().push(*e))
             .on_give_up(move |e| g.lock().unwrap().push(*e))
+            .build()
     }
     fn retries(&self) -> Vec<RetryEvent> {
         self.retries.lock().unwrap().clone()
@@ -131,6 +137,35 @@ fn assert_no_more_attempts(handle: &mut mock::Handle<Req, Res>) {
     );
 }
 
+/// One request through a fresh `Retry` over a mock, its attempts answered in order.
+struct Called {
+    /// When each attempt arrived, since the request was sent.
+    at: Vec<Duration>,
+    /// When the request returned, since it was sent.
+    took: Duration,
+    /// What it returned.
+    res: Res,
+    handle: mock::Handle<Req, Res>,
+}
+
+/// Sends `req` through a fresh `Retry` with `policy`, answers its attempts with `answers`, and
+/// waits for its response.
+async fn call<B>(policy: RetryPolicy<B>, req: Req, answers: Vec<Res>) -> Called
+where
+    B: resile_backoff::Backoff + Clone + Send + Sync + 'static,
+{
+    let t0 = Instant::now();
+    let (task, mut handle, _) = start(policy, req);
+    let at = answer(&mut handle, t0, answers).await;
+    let res = task.await.unwrap().unwrap();
+    Called {
+        at,
+        took: t0.elapsed(),
+        res,
+        handle,
+    }
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -138,21 +173,16 @@ fn ms(n: u64) -> Duration {
 #[tokio::test(start_paused = true)]
 async fn retries_503_with_exact_exponential_waits() {
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(exponential(100, 3)))
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let at = answer(
-        &mut handle,
-        t0,
+    let policy = events.policy(RetryPolicy::builder().backoff(exponential(100, 3)));
+    let mut c = call(
+        policy,
+        get(),
         vec![respond(503), respond(503), respond(200)],
     )
     .await;
-    assert_eq!(at, vec![ms(0), ms(100), ms(300)]);
-    let res = task.await.unwrap().unwrap();
-    assert_eq!(res.status(), 200);
-    assert_no_more_attempts(&mut handle);
+    assert_eq!(c.at, vec![ms(0), ms(100), ms(300)]);
+    assert_eq!(c.res.status(), 200);
+    assert_no_more_attempts(&mut c.handle);
     let retries = events.retries();
     assert_eq!(retries.len(), 2);
     assert_eq!((retries[0].attempt, retries[0].wait), (2, ms(100)));
@@ -165,37 +195,28 @@ async fn retries_503_with_exact_exponential_waits() {
 #[tokio::test(start_paused = true)]
 async fn exhausted_backoff_returns_the_last_response_not_an_error() {
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(10, 2)))
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let at = answer(
-        &mut handle,
-        t0,
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(10, 2)));
+    let mut c = call(
+        policy,
+        get(),
         vec![respond(503), respond(502), respond(504)],
     )
     .await;
-    assert_eq!(at, vec![ms(0), ms(10), ms(20)]);
-    let res = task.await.unwrap().unwrap();
-    assert_eq!(res.status(), 504);
-    assert_eq!(t0.elapsed(), ms(20));
-    assert_no_more_attempts(&mut handle);
+    assert_eq!(c.at, vec![ms(0), ms(10), ms(20)]);
+    assert_eq!(c.res.status(), 504);
+    assert_eq!(c.took, ms(20));
+    assert_no_more_attempts(&mut c.handle);
     assert_eq!(events.give_ups(), vec![GiveUp::RetriesExhausted]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_seconds_wins_over_a_shorter_backoff() {
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(exponential(100, 3)))
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "3".into())]);
-    let at = answer(&mut handle, t0, vec![first, respond(200)]).await;
-    assert_eq!(at, vec![ms(0), ms(3000)]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let policy = events.policy(RetryPolicy::builder().backoff(exponential(100, 3)));
+    let first = retry_after(503, "3");
+    let c = call(policy, get(), vec![first, respond(200)]).await;
+    assert_eq!(c.at, vec![ms(0), ms(3000)]);
+    assert_eq!(c.res.status(), 200);
     let e = events.retries()[0];
     assert_eq!((e.wait, e.server_hint), (ms(3000), Some(ms(3000))));
 }
@@ -215,49 +236,40 @@ async fn retry_after_http_date_wins_over_a_shorter_backoff() {
         ),
     ];
     let policy = RetryPolicy::builder().backoff(exponential(100, 3)).build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, post());
     // 429: a POST is retried too.
-    let at = answer(
-        &mut handle,
-        t0,
+    let c = call(
+        policy,
+        post(),
         vec![respond_with(429, &headers), respond(201)],
     )
     .await;
-    assert_eq!(at, vec![ms(0), ms(5000)]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 201);
+    assert_eq!(c.at, vec![ms(0), ms(5000)]);
+    assert_eq!(c.res.status(), 201);
 }
 
 #[tokio::test(start_paused = true)]
 async fn backoff_wins_over_a_shorter_hint() {
     let policy = RetryPolicy::builder().backoff(constant(2500, 3)).build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "1".into())]);
-    let at = answer(&mut handle, t0, vec![first, respond(200)]).await;
-    assert_eq!(at, vec![ms(0), ms(2500)]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let first = retry_after(503, "1");
+    let c = call(policy, get(), vec![first, respond(200)]).await;
+    assert_eq!(c.at, vec![ms(0), ms(2500)]);
+    assert_eq!(c.res.status(), 200);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hint_beyond_max_wait_returns_at_once() {
     let events = Events::default();
-    let policy = events
-        .attach(
-            RetryPolicy::builder()
-                .backoff(constant(10, 3))
-                .max_wait(Duration::from_secs(10)),
-        )
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "11".into())]);
-    answer(&mut handle, t0, vec![first]).await;
-    let res = task.await.unwrap().unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(res.headers()["retry-after"], "11");
-    assert_eq!(t0.elapsed(), Duration::ZERO);
-    assert_no_more_attempts(&mut handle);
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .max_wait(Duration::from_secs(10)),
+    );
+    let first = retry_after(503, "11");
+    let mut c = call(policy, get(), vec![first]).await;
+    assert_eq!(c.res.status(), 503);
+    assert_eq!(c.res.headers()["retry-after"], "11");
+    assert_eq!(c.took, Duration::ZERO);
+    assert_no_more_attempts(&mut c.handle);
     assert_eq!(events.give_ups(), vec![GiveUp::HintTooLong]);
 }
 
@@ -267,88 +279,67 @@ async fn a_hint_equal_to_max_wait_is_waited_for() {
         .backoff(constant(10, 3))
         .max_wait(Duration::from_secs(10))
         .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "10".into())]);
-    let at = answer(&mut handle, t0, vec![first, respond(200)]).await;
-    assert_eq!(at, vec![ms(0), ms(10_000)]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let first = retry_after(503, "10");
+    let c = call(policy, get(), vec![first, respond(200)]).await;
+    assert_eq!(c.at, vec![ms(0), ms(10_000)]);
+    assert_eq!(c.res.status(), 200);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_absurd_hint_is_refused_at_once() {
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(10, 3)))
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "99999999999999999999".into())]);
-    answer(&mut handle, t0, vec![first]).await;
-    assert_eq!(task.await.unwrap().unwrap().status(), 503);
-    assert_eq!(t0.elapsed(), Duration::ZERO);
-    assert_no_more_attempts(&mut handle);
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(10, 3)));
+    let first = retry_after(503, "99999999999999999999");
+    let mut c = call(policy, get(), vec![first]).await;
+    assert_eq!(c.res.status(), 503);
+    assert_eq!(c.took, Duration::ZERO);
+    assert_no_more_attempts(&mut c.handle);
     assert_eq!(events.give_ups(), vec![GiveUp::HintTooLong]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_malformed_hint_is_ignored_and_the_backoff_used() {
     let policy = RetryPolicy::builder().backoff(constant(70, 3)).build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let first = respond_with(503, &[("retry-after", "soon, maybe".into())]);
-    let at = answer(&mut handle, t0, vec![first, respond(200)]).await;
-    assert_eq!(at, vec![ms(0), ms(70)]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let first = retry_after(503, "soon, maybe");
+    let c = call(policy, get(), vec![first, respond(200)]).await;
+    assert_eq!(c.at, vec![ms(0), ms(70)]);
+    assert_eq!(c.res.status(), 200);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_deadline_stops_retries_that_would_cross_it() {
     let events = Events::default();
-    let policy = events
-        .attach(
-            RetryPolicy::builder()
-                .backoff(constant(400, 100))
-                .deadline(Duration::from_secs(1)),
-        )
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let at = answer(
-        &mut handle,
-        t0,
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(400, 100))
+            .deadline(Duration::from_secs(1)),
+    );
+    let mut c = call(
+        policy,
+        get(),
         vec![respond(503), respond(503), respond(503)],
     )
     .await;
-    assert_eq!(at, vec![ms(0), ms(400), ms(800)]);
+    assert_eq!(c.at, vec![ms(0), ms(400), ms(800)]);
     // The next retry would start at 1200 ms, past the 1 s deadline: the 503 comes back at once.
-    let res = task.await.unwrap().unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(t0.elapsed(), ms(800));
-    assert_no_more_attempts(&mut handle);
+    assert_eq!(c.res.status(), 503);
+    assert_eq!(c.took, ms(800));
+    assert_no_more_attempts(&mut c.handle);
     assert_eq!(events.give_ups(), vec![GiveUp::Deadline]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hint_past_the_deadline_is_not_waited_for() {
     let events = Events::default();
-    let policy = events
-        .attach(
-            RetryPolicy::builder()
-                .backoff(constant(10, 3))
-                .deadline(Duration::from_secs(2)),
-        )
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    answer(
-        &mut handle,
-        t0,
-        vec![respond_with(503, &[("retry-after", "5".into())])],
-    )
-    .await;
-    assert_eq!(task.await.unwrap().unwrap().status(), 503);
-    assert_eq!(t0.elapsed(), Duration::ZERO);
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .deadline(Duration::from_secs(2)),
+    );
+    let first = retry_after(503, "5");
+    let c = call(policy, get(), vec![first]).await;
+    assert_eq!(c.res.status(), 503);
+    assert_eq!(c.took, Duration::ZERO);
     assert_eq!(events.give_ups(), vec![GiveUp::Deadline]);
 }
 
@@ -362,13 +353,11 @@ async fn the_budget_is_shared_by_clones_and_runs_out() {
         .build()
         .unwrap();
     assert_eq!(budget.reserve(), 2);
-    let policy = events
-        .attach(
-            RetryPolicy::builder()
-                .backoff(constant(0, 10))
-                .budget(budget.clone()),
-        )
-        .build();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(0, 10))
+            .budget(budget.clone()),
+    );
     let t0 = Instant::now();
     let (task, mut handle, svc) = start(policy, get());
     // Reserve of two retries: three attempts, then the budget says no.
@@ -428,14 +417,10 @@ async fn the_budget_earns_retries_from_first_attempts() {
 #[tokio::test(start_paused = true)]
 async fn a_post_answered_500_is_not_retried() {
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(10, 3)))
-        .build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, post());
-    answer(&mut handle, t0, vec![respond(500)]).await;
-    assert_eq!(task.await.unwrap().unwrap().status(), 500);
-    assert_no_more_attempts(&mut handle);
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(10, 3)));
+    let mut c = call(policy, post(), vec![respond(500)]).await;
+    assert_eq!(c.res.status(), 500);
+    assert_no_more_attempts(&mut c.handle);
     assert_eq!(events.give_ups(), vec![GiveUp::NotIdempotent]);
 }
 
@@ -445,10 +430,8 @@ async fn a_post_with_an_idempotency_key_is_retried_after_500() {
     let mut req = post();
     req.headers_mut()
         .insert("idempotency-key", "8e03978e".parse().unwrap());
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, req);
-    answer(&mut handle, t0, vec![respond(500), respond(200)]).await;
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let c = call(policy, req, vec![respond(500), respond(200)]).await;
+    assert_eq!(c.res.status(), 200);
 }
 
 #[tokio::test(start_paused = true)]
@@ -518,10 +501,9 @@ async fn a_local_rejection_is_never_retried() {
 async fn success_and_client_errors_are_returned_as_they_are() {
     for status in [200, 204, 301, 400, 404, 501] {
         let policy = RetryPolicy::builder().backoff(constant(10, 3)).build();
-        let (task, mut handle, _) = start(policy, get());
-        answer(&mut handle, Instant::now(), vec![respond(status)]).await;
-        assert_eq!(task.await.unwrap().unwrap().status(), status);
-        assert_no_more_attempts(&mut handle);
+        let mut c = call(policy, get(), vec![respond(status)]).await;
+        assert_eq!(c.res.status(), status);
+        assert_no_more_attempts(&mut c.handle);
     }
 }
 
@@ -554,9 +536,7 @@ async fn unseeded_jitter_differs_between_requests() {
         .build()
         .unwrap();
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(backoff))
-        .build();
+    let policy = events.policy(RetryPolicy::builder().backoff(backoff));
     let (svc, mut handle) = mock::pair::<Req, Res>();
     let svc = Retry::new(svc, policy);
     for _ in 0..4 {
@@ -592,9 +572,7 @@ async fn a_seeded_backoff_replays_the_same_jittered_waits() {
     let expected: Vec<_> = backoff.clone().collect();
     assert_eq!(expected.len(), 3);
     let events = Events::default();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(backoff))
-        .build();
+    let policy = events.policy(RetryPolicy::builder().backoff(backoff));
     let (svc, mut handle) = mock::pair::<Req, Res>();
     let svc = Retry::new(svc, policy);
     for round in 0..2 {
@@ -700,9 +678,7 @@ async fn a_streaming_body_is_replayed_byte_for_byte() {
 async fn a_streaming_body_over_the_limit_gets_exactly_one_whole_attempt() {
     let events = Events::default();
     let (svc, mut handle) = mock::pair::<SReq, Res>();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(5, 3)))
-        .build();
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(5, 3)));
     let (req, data) = streaming(100 * 1024, 4096, DEFAULT_REPLAY_LIMIT);
     let task = tokio::spawn(Retry::new(svc, policy).oneshot(req));
     let (req, send) = handle.next_request().await.unwrap();
@@ -719,9 +695,7 @@ async fn a_streaming_body_over_the_limit_gets_exactly_one_whole_attempt() {
 async fn a_body_still_being_sent_is_not_replayed() {
     let events = Events::default();
     let (svc, mut handle) = mock::pair::<SReq, Res>();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(5, 3)))
-        .build();
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(5, 3)));
     let (req, _) = streaming(8 * 1024, 1024, DEFAULT_REPLAY_LIMIT);
     let task = tokio::spawn(Retry::new(svc, policy).oneshot(req));
     let (req, send) = handle.next_request().await.unwrap();
@@ -778,9 +752,7 @@ impl ReplayableRequest for OneShot {
 async fn a_request_that_cannot_be_copied_is_sent_once() {
     let events = Events::default();
     let (svc, mut handle) = mock::pair::<OneShot, Res>();
-    let policy = events
-        .attach(RetryPolicy::builder().backoff(constant(5, 3)))
-        .build();
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(5, 3)));
     let task = tokio::spawn(Retry::new(svc, policy).oneshot(OneShot(get())));
     let (_, send) = handle.next_request().await.unwrap();
     send.send_response(respond(503));
@@ -834,16 +806,14 @@ async fn a_readiness_error_before_a_retry_ends_the_request() {
 #[tokio::test(start_paused = true)]
 async fn zero_waits_retry_without_a_timer() {
     let policy = RetryPolicy::builder().backoff(constant(0, 5)).build();
-    let t0 = Instant::now();
-    let (task, mut handle, _) = start(policy, get());
-    let at = answer(
-        &mut handle,
-        t0,
+    let c = call(
+        policy,
+        get(),
         vec![respond(503), respond(429), respond(200)],
     )
     .await;
-    assert_eq!(at, vec![Duration::ZERO; 3]);
-    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    assert_eq!(c.at, vec![Duration::ZERO; 3]);
+    assert_eq!(c.res.status(), 200);
 }
 
 #[test]
