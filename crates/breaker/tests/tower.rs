@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use resile_backoff::{Exponential, Jitter};
 use resile_breaker::http::ServiceUnavailableLayer;
 use resile_breaker::{
-    BoxError, BreakerOpen, ByAuthority, CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State,
-    Transition,
+    BoxError, BreakerHandle, BreakerOpen, ByAuthority, CircuitBreaker, CircuitBreakerBuilder,
+    CircuitBreakerLayer, SlidingWindow, State, Transition,
 };
 use resile_classify::LocalRejection;
 use tokio::time::advance;
@@ -87,15 +87,27 @@ fn service(layer: &CircuitBreakerLayer) -> (Svc, Handle<Req, Res>) {
     (layer.layer(mock), handle)
 }
 
+/// The breaker `builder` builds, over a fresh mock: its handle, the service and the mock's handle.
+fn over_mock(builder: CircuitBreakerBuilder) -> (BreakerHandle, Svc, Handle<Req, Res>) {
+    let layer = builder.build().unwrap();
+    let (svc, h) = service(&layer);
+    (layer.handle(), svc, h)
+}
+
+/// Makes `n` calls, each answered with `reply`, ignoring their results.
+async fn calls(svc: &mut Svc, handle: &mut Handle<Req, Res>, reply: Reply, n: usize) {
+    for _ in 0..n {
+        let _ = call(svc, handle, reply).await;
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn opens_after_consecutive_failures_and_fails_fast() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(5)
-        .open_duration(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) = over_mock(
+        CircuitBreakerLayer::builder()
+            .consecutive_failures(5)
+            .open_duration(Duration::from_secs(10)),
+    );
 
     for i in 0..4 {
         let (sent, r) = call(&mut svc, &mut h, Reply::Status(500)).await;
@@ -126,12 +138,8 @@ async fn opens_after_consecutive_failures_and_fails_fast() {
 
 #[tokio::test(start_paused = true)]
 async fn successes_end_a_streak_and_neutral_outcomes_do_not() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(3)
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) =
+        over_mock(CircuitBreakerLayer::builder().consecutive_failures(3));
     for reply in [500, 503, 200, 500, 429, 408, 502, 404] {
         let _ = call(&mut svc, &mut h, Reply::Status(reply)).await;
         assert_eq!(breaker.state(), State::Closed, "after {reply}");
@@ -150,16 +158,10 @@ async fn successes_end_a_streak_and_neutral_outcomes_do_not() {
 
 #[tokio::test(start_paused = true)]
 async fn failure_rate_over_a_count_window_waits_for_min_calls() {
-    let layer = CircuitBreakerLayer::builder()
-        .failure_rate(0.5, SlidingWindow::Count(10), 6)
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) =
+        over_mock(CircuitBreakerLayer::builder().failure_rate(0.5, SlidingWindow::Count(10), 6));
     // 5 failures in a row: 100 %, but fewer than 6 calls.
-    for _ in 0..5 {
-        let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
-    }
+    calls(&mut svc, &mut h, Reply::Status(500), 5).await;
     assert_eq!(breaker.state(), State::Closed);
     // The 6th call is a success: 5/6 >= 50 % with 6 calls: open.
     let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
@@ -168,12 +170,8 @@ async fn failure_rate_over_a_count_window_waits_for_min_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn failure_rate_below_threshold_never_trips_where_consecutive_would_not_either() {
-    let layer = CircuitBreakerLayer::builder()
-        .failure_rate(0.5, SlidingWindow::Count(10), 4)
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) =
+        over_mock(CircuitBreakerLayer::builder().failure_rate(0.5, SlidingWindow::Count(10), 4));
     // 40 % failures, interleaved: never opens.
     for i in 0..50 {
         let s = if i % 5 >= 3 { 500 } else { 200 };
@@ -192,22 +190,15 @@ async fn failure_rate_below_threshold_never_trips_where_consecutive_would_not_ei
 
 #[tokio::test(start_paused = true)]
 async fn failure_rate_over_a_time_window_forgets_old_failures() {
-    let layer = CircuitBreakerLayer::builder()
-        .failure_rate(
-            0.5,
-            SlidingWindow::Time {
-                length: Duration::from_secs(10),
-                buckets: 10,
-            },
-            4,
-        )
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
-    for _ in 0..3 {
-        let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
-    }
+    let (breaker, mut svc, mut h) = over_mock(CircuitBreakerLayer::builder().failure_rate(
+        0.5,
+        SlidingWindow::Time {
+            length: Duration::from_secs(10),
+            buckets: 10,
+        },
+        4,
+    ));
+    calls(&mut svc, &mut h, Reply::Status(500), 3).await;
     // The three failures age out of the 10 s window.
     advance(Duration::from_secs(11)).await;
     let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
@@ -216,9 +207,7 @@ async fn failure_rate_over_a_time_window_forgets_old_failures() {
         State::Closed,
         "1 call in the window: below min_calls"
     );
-    for _ in 0..2 {
-        let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
-    }
+    calls(&mut svc, &mut h, Reply::Status(200), 2).await;
     assert_eq!(breaker.state(), State::Closed);
     let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
     assert_eq!(breaker.state(), State::Open, "2 of 4 in the window");
@@ -273,14 +262,12 @@ async fn open_periods_grow_and_restart_after_closing() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_on_the_tripping_response_extends_the_open_period() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(2)
-        .open_duration(Duration::from_secs(5))
-        .max_server_hint(Duration::from_secs(120))
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) = over_mock(
+        CircuitBreakerLayer::builder()
+            .consecutive_failures(2)
+            .open_duration(Duration::from_secs(5))
+            .max_server_hint(Duration::from_secs(120)),
+    );
     // A hint on a response that does not trip is not remembered.
     let _ = call(&mut svc, &mut h, Reply::StatusRetryAfter(503, 600)).await;
     let _ = call(&mut svc, &mut h, Reply::StatusRetryAfter(503, 30)).await;
@@ -302,15 +289,13 @@ async fn retry_after_on_the_tripping_response_extends_the_open_period() {
 
 #[tokio::test(start_paused = true)]
 async fn half_open_admits_a_bounded_number_of_probes() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(1)
-        .open_duration(Duration::from_secs(1))
-        .half_open_probes(2)
-        .close_after(3)
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) = over_mock(
+        CircuitBreakerLayer::builder()
+            .consecutive_failures(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_probes(2)
+            .close_after(3),
+    );
     let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
     advance(Duration::from_secs(1)).await;
 
@@ -338,13 +323,11 @@ async fn half_open_admits_a_bounded_number_of_probes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_probe_gives_its_slot_back() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(1)
-        .open_duration(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) = over_mock(
+        CircuitBreakerLayer::builder()
+            .consecutive_failures(1)
+            .open_duration(Duration::from_secs(1)),
+    );
     let _ = call(&mut svc, &mut h, Reply::Status(500)).await;
     advance(Duration::from_secs(1)).await;
 
@@ -680,12 +663,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test(start_paused = true)]
 async fn outcomes_count_whichever_thread_completes_the_call() {
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(3)
-        .build()
-        .unwrap();
-    let breaker = layer.handle();
-    let (mut svc, mut h) = service(&layer);
+    let (breaker, mut svc, mut h) =
+        over_mock(CircuitBreakerLayer::builder().consecutive_failures(3));
     // Futures made here, completed on fresh threads that never saw this breaker.
     for i in 0..3 {
         let fut = svc.ready().await.unwrap().call(Request::new(()));
