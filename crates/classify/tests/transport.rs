@@ -1,6 +1,7 @@
 //! Transport errors from real clients on 127.0.0.1, classified through their source chains.
 #![cfg(all(feature = "hyper", feature = "reqwest"))]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use resile_classify::{
     BreakerVerdict, Classifier, Outcome, OutcomeKind, RetryClass, TransportFailure,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A loopback port with nothing listening on it.
 async fn closed_port() -> SocketAddr {
@@ -22,66 +23,71 @@ async fn closed_port() -> SocketAddr {
     addr
 }
 
-/// A server that reads the request, then closes the connection without answering.
-async fn hang_up_server() -> SocketAddr {
+/// A loopback server that hands each of its first four connections, one after the other, to
+/// `conn`.
+async fn server<F, Fut>(mut conn: F) -> SocketAddr
+where
+    F: FnMut(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         for _ in 0..4 {
-            let Ok((mut s, _)) = l.accept().await else {
+            let Ok((s, _)) = l.accept().await else {
                 return;
             };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            drop(s);
+            conn(s).await;
         }
     });
     addr
+}
+
+/// A server that reads the request, then closes the connection without answering.
+async fn hang_up_server() -> SocketAddr {
+    server(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        drop(s);
+    })
+    .await
 }
 
 /// A server that answers every request with the given raw response, then closes.
 async fn raw_server(response: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        for _ in 0..4 {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(response.as_bytes()).await;
-            let _ = s.shutdown().await;
-        }
-    });
-    addr
+    server(move |mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(response.as_bytes()).await;
+        let _ = s.shutdown().await;
+    })
+    .await
 }
 
 /// A server that accepts and never answers.
 async fn silent_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        for _ in 0..4 {
-            let Ok((s, _)) = l.accept().await else { return };
-            held.push(s);
-        }
-    });
-    addr
+    let mut held = Vec::new();
+    server(move |s| {
+        held.push(s);
+        std::future::ready(())
+    })
+    .await
 }
 
-fn hyper_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>> {
-    Client::builder(TokioExecutor::new()).build_http()
+/// A GET to `addr` through hyper-util's client.
+async fn hyper_get(
+    addr: SocketAddr,
+) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+    Client::builder(TokioExecutor::new())
+        .build_http::<Empty<Bytes>>()
+        .get(format!("http://{addr}/").parse().unwrap())
+        .await
 }
 
 #[tokio::test]
 async fn hyper_util_connect_refused_is_not_sent() {
     let addr = closed_port().await;
-    let err = hyper_client()
-        .get(format!("http://{addr}/").parse().unwrap())
-        .await
-        .unwrap_err();
+    let err = hyper_get(addr).await.unwrap_err();
     assert!(err.is_connect());
     let c = Classifier::default();
     let class = c.classify(Outcome::error(&err));
@@ -99,10 +105,7 @@ async fn hyper_util_connect_refused_is_not_sent() {
 #[tokio::test]
 async fn hyper_util_hang_up_after_send_is_other() {
     let addr = hang_up_server().await;
-    let err = hyper_client()
-        .get(format!("http://{addr}/").parse().unwrap())
-        .await
-        .unwrap_err();
+    let err = hyper_get(addr).await.unwrap_err();
     assert!(!err.is_connect());
     let class = Classifier::default().classify(Outcome::error(&err));
     assert_eq!(class.kind, OutcomeKind::Transport);
@@ -116,10 +119,7 @@ async fn hyper_util_responses_are_classified() {
         "HTTP/1.1 503 Service Unavailable\r\nretry-after: 2\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     )
     .await;
-    let res = hyper_client()
-        .get(format!("http://{addr}/").parse().unwrap())
-        .await
-        .unwrap();
+    let res = hyper_get(addr).await.unwrap();
     let c = Classifier::default();
     assert_eq!(
         c.classify(Outcome::response(&res)).kind,
