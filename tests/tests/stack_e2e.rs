@@ -45,6 +45,19 @@ fn fast_policy() -> RetryPolicy {
         .build()
 }
 
+/// A constant-wait policy of `max_retries` and a count of the retries it made.
+fn counted_policy(wait: Duration, max_retries: u32) -> (RetryPolicy<Constant>, Arc<AtomicU32>) {
+    let retries = Arc::new(AtomicU32::new(0));
+    let r = retries.clone();
+    let policy = RetryPolicy::builder()
+        .backoff(Constant::new(wait).max_retries(max_retries))
+        .on_retry(move |_| {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    (policy, retries)
+}
+
 fn breaker(failures: u32, open: Duration) -> CircuitBreakerLayer {
     CircuitBreakerLayer::builder()
         .consecutive_failures(failures)
@@ -262,16 +275,9 @@ async fn hyper_429_with_an_http_date_pauses_every_request_of_the_client() {
 #[tokio::test]
 async fn hyper_limiter_refusal_is_local_not_retried_and_not_a_breaker_failure() {
     let server = ScriptedServer::start([]).await;
-    let retries = Arc::new(AtomicU32::new(0));
-    let r = retries.clone();
     // Both pieces on `Classifier::default()`: the refusal's `LocalRejection` marker is all they
     // need to tell it from a failure of the server.
-    let policy = RetryPolicy::builder()
-        .backoff(Constant::new(Duration::from_millis(1)).max_retries(3))
-        .on_retry(move |_| {
-            r.fetch_add(1, Ordering::SeqCst);
-        })
-        .build();
+    let (policy, retries) = counted_policy(Duration::from_millis(1), 3);
     // One request per minute, and no waiting for a permit.
     let limiter = RateLimitLayer::builder(Quota::per_minute(NonZeroU32::new(1).unwrap()))
         .max_wait(Duration::ZERO)
@@ -440,14 +446,7 @@ async fn reqwest_connection_refused_is_retried_for_a_post_then_returned_typed() 
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let attempts = Arc::new(AtomicU32::new(0));
-    let a = attempts.clone();
-    let policy = RetryPolicy::builder()
-        .backoff(Constant::new(Duration::from_millis(30)).max_retries(2))
-        .on_retry(move |_| {
-            a.fetch_add(1, Ordering::SeqCst);
-        })
-        .build();
+    let (policy, attempts) = counted_policy(Duration::from_millis(30), 2);
     let client = reqwest_stack(
         resile::stack::http_client()
             .retry(policy)
