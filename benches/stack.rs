@@ -8,9 +8,9 @@
 //!   (`iter_batched`), the response dropped outside it too;
 //! - each iteration: `poll_ready`, `call`, one poll of the response future with a no-op waker;
 //! - contenders: `bare`, `full_stack` (the defaults: retry with its budget, the breaker, the
-//!   limiter, a 10 s tokio timeout), `full_stack_no_timeout` to show what the timer costs, and
-//!   `full_stack_attempt_timeout`: the same stack with resile-retry's `AttemptTimeoutLayer`
-//!   (10 s, a timer armed only for an attempt not ready on its first poll) in place of tower's;
+//!   limiter, the 10 s `AttemptTimeoutLayer`, which arms a timer only for an attempt not ready on
+//!   its first poll), `full_stack_no_timeout` to show what the timeout costs, and
+//!   `full_stack_attempt_timeout`: the same stack with the `AttemptTimeoutLayer` set explicitly;
 //! - references: `request_clone` (the bare service plus one clone of the request: the copy any
 //!   replaying retry layer, tower's included, makes before sending) and each piece alone.
 //!

@@ -109,7 +109,7 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ceiling of [`default_limiter()`], in requests per second (with a burst of as many): high
 /// enough never to pace ordinary traffic, so the default limiter acts only on server hints.
-pub const DEFAULT_QUOTA_PER_SECOND: u32 = 1_000_000;
+pub const DEFAULT_QUOTA_PER_SECOND: u32 = u32::MAX;
 
 /// The limiter of [`http_client()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per
 /// second, the in-memory store, a maximum wait of 30 s, and server hints obeyed (a `429` or
