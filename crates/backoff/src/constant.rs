@@ -91,13 +91,7 @@ impl Iterator for Constant {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match self.max_retries {
-            Some(max) => {
-                let left = max.saturating_sub(self.attempts) as usize;
-                (left, Some(left))
-            }
-            None => (usize::MAX, None),
-        }
+        crate::remaining(self.max_retries, self.attempts)
     }
 }
 

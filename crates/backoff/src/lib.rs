@@ -126,6 +126,17 @@ impl<B: Backoff + ?Sized> Backoff for Box<B> {
     }
 }
 
+/// The `size_hint` of a strategy that has made `attempts` of at most `max_retries` delays.
+fn remaining(max_retries: Option<u32>, attempts: u32) -> (usize, Option<usize>) {
+    match max_retries {
+        Some(max) => {
+            let left = max.saturating_sub(attempts) as usize;
+            (left, Some(left))
+        }
+        None => (usize::MAX, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
