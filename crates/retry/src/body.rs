@@ -4,7 +4,8 @@
 //! sends it. [`ReplayableRequest`] says how a copy is made:
 //!
 //! - `http::Request<B>` with a `Clone` body (`Full<Bytes>`, `Empty<Bytes>`, `String`, `Bytes`,
-//!   `Vec<u8>`, `()`, ...) is cloned;
+//!   `Vec<u8>`, `()`, ...) is kept as a [`RequestCopy`]: its headers packed into one buffer, its
+//!   body cloned;
 //! - `reqwest::Request` (feature `reqwest`) uses [`reqwest::Request::try_clone`], which fails for
 //!   streaming bodies: such a request is sent once and never retried;
 //! - `http::Request<ReplayBody<B>>` wraps any streaming body (hyper's `Incoming` in a proxy, a
@@ -44,12 +45,13 @@
 //! let stream = StreamBody::new(futures_util::stream::iter(chunks));
 //! let req = http::Request::post("http://example.com/").body(ReplayBody::new(stream)).unwrap();
 //!
-//! let copy = req.try_clone_request().unwrap();
+//! let copy = req.try_copy().unwrap();
 //! // The first attempt reads the body...
 //! let sent = req.into_body().collect().await.unwrap().to_bytes();
-//! // ...and the copy replays the very same bytes.
-//! assert!(copy.can_replay());
-//! let replayed = copy.into_body().collect().await.unwrap().to_bytes();
+//! // ...and a retry built from the copy replays the very same bytes.
+//! let retry: http::Request<ReplayBody<_>> =
+//!     ReplayableRequest::replay(&copy).expect("the whole body was recorded");
+//! let replayed = retry.into_body().collect().await.unwrap().to_bytes();
 //! assert_eq!(sent, replayed);
 //! # }
 //! ```
@@ -65,38 +67,50 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use resile_classify::RequestLike;
 
+use crate::copy::RequestCopy;
 use crate::error::ReplayError;
 use crate::BoxError;
 
 /// A request the retry layer can send again.
 ///
-/// The layer calls [`try_clone_request`](Self::try_clone_request) before each attempt to keep a
-/// copy, and [`can_replay`](Self::can_replay) on that copy when it decides whether to retry.
+/// Before the first attempt the layer keeps a copy ([`try_copy`](Self::try_copy)); for each
+/// retry it builds the request to send from that copy ([`replay`](Self::replay)). The copy is
+/// made for every request and dropped unused by every request that succeeds the first time, so
+/// it should be cheap to make; building from it happens only on a retry.
 #[diagnostic::on_unimplemented(
     message = "the retry layer cannot replay `{Self}`",
     note = "wrap a streaming body (such as hyper's `Incoming`) in `resile_retry::ReplayBody`: \
             `req.map(ReplayBody::new)`"
 )]
 pub trait ReplayableRequest: RequestLike + Sized {
-    /// A copy to send if this request has to be retried; `None` if it cannot be copied, in which
-    /// case the request is sent once and never retried.
-    fn try_clone_request(&self) -> Option<Self>;
+    /// What the layer keeps of the request between attempts.
+    type Copy;
 
-    /// Whether this copy, made before an earlier attempt was sent, can be sent now. The default
-    /// is `true`; [`ReplayBody`] answers `false` when the earlier attempt's body went past the
-    /// buffer limit or is still being sent.
-    fn can_replay(&self) -> bool {
-        true
-    }
+    /// The copy to build retries from; `None` if the request cannot be copied, in which case it
+    /// is sent once and never retried.
+    fn try_copy(&self) -> Option<Self::Copy>;
+
+    /// The request of the next attempt, built from the copy made before the first attempt;
+    /// `None` if it cannot be sent now (for [`ReplayBody`]: an earlier attempt's body went past
+    /// the buffer limit, failed, or is still being sent). The retry is then refused.
+    fn replay(copy: &Self::Copy) -> Option<Self>;
 
     /// The request headers, to set the attempt-number header.
     fn headers_mut(&mut self) -> &mut HeaderMap;
 }
 
+/// A request with a `Clone` body: the copy is a [`RequestCopy`], whose headers are packed into
+/// one buffer (cheaper to keep than `Request::clone`); the body is cloned.
 impl<B: Clone> ReplayableRequest for http::Request<B> {
+    type Copy = RequestCopy<B>;
+
     #[inline]
-    fn try_clone_request(&self) -> Option<Self> {
-        Some(self.clone())
+    fn try_copy(&self) -> Option<RequestCopy<B>> {
+        RequestCopy::new(self, self.body().clone())
+    }
+
+    fn replay(copy: &RequestCopy<B>) -> Option<Self> {
+        copy.build(copy.body().clone())
     }
 
     #[inline]
@@ -105,19 +119,19 @@ impl<B: Clone> ReplayableRequest for http::Request<B> {
     }
 }
 
+/// A request with a [`ReplayBody`]: the copy holds a replaying handle on the recording.
 impl<B> ReplayableRequest for http::Request<ReplayBody<B>> {
-    fn try_clone_request(&self) -> Option<Self> {
-        let mut copy = http::Request::new(self.body().replay());
-        *copy.method_mut() = self.method().clone();
-        *copy.uri_mut() = self.uri().clone();
-        *copy.version_mut() = self.version();
-        *copy.headers_mut() = self.headers().clone();
-        *copy.extensions_mut() = self.extensions().clone();
-        Some(copy)
+    type Copy = RequestCopy<ReplayBody<B>>;
+
+    fn try_copy(&self) -> Option<Self::Copy> {
+        RequestCopy::new(self, self.body().replay())
     }
 
-    fn can_replay(&self) -> bool {
-        self.body().can_replay()
+    fn replay(copy: &Self::Copy) -> Option<Self> {
+        if !copy.body().can_replay() {
+            return None;
+        }
+        copy.build(copy.body().replay())
     }
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
@@ -125,11 +139,19 @@ impl<B> ReplayableRequest for http::Request<ReplayBody<B>> {
     }
 }
 
+/// A `reqwest::Request`: copied with [`reqwest::Request::try_clone`], which fails for streaming
+/// bodies (such a request is sent once).
 #[cfg(feature = "reqwest")]
 impl ReplayableRequest for reqwest::Request {
+    type Copy = reqwest::Request;
+
     #[inline]
-    fn try_clone_request(&self) -> Option<Self> {
+    fn try_copy(&self) -> Option<Self> {
         self.try_clone()
+    }
+
+    fn replay(copy: &Self) -> Option<Self> {
+        copy.try_clone()
     }
 
     #[inline]
@@ -584,6 +606,10 @@ mod tests {
         assert_eq!(empty.replay().size_hint().exact(), Some(0));
     }
 
+    fn replay<B>(copy: &RequestCopy<ReplayBody<B>>) -> Option<http::Request<ReplayBody<B>>> {
+        ReplayableRequest::replay(copy)
+    }
+
     #[tokio::test]
     async fn request_copies_keep_method_uri_headers_and_extensions() {
         #[derive(Clone, Debug, PartialEq)]
@@ -593,13 +619,35 @@ mod tests {
             .body(ReplayBody::new(stream(&[b"payload"])))
             .unwrap();
         req.extensions_mut().insert(Tag(3));
-        let copy = req.try_clone_request().unwrap();
-        assert_eq!(copy.method(), http::Method::PUT);
-        assert_eq!(copy.uri(), req.uri());
-        assert_eq!(copy.headers(), req.headers());
-        assert_eq!(copy.extensions().get::<Tag>(), Some(&Tag(3)));
-        let (_, body) = req.into_parts();
+        let kept = req.try_copy().unwrap();
+        // Still held by nobody: a retry could be built now.
+        assert!(replay(&kept).is_some());
+        let (_, mut body) = req.into_parts();
+        body.frame().await.unwrap().unwrap();
+        // The first attempt is still sending the body: no retry can be built.
+        assert!(replay(&kept).is_none());
         collect(body).await.unwrap();
+        let copy = replay(&kept).unwrap();
+        assert_eq!(copy.method(), http::Method::PUT);
+        assert_eq!(copy.uri(), "http://example.com/x?y=1");
+        assert_eq!(copy.headers()["x-a"], "1");
+        assert_eq!(copy.extensions().get::<Tag>(), Some(&Tag(3)));
         assert_eq!(collect(copy.into_body()).await.unwrap().0, "payload");
+        // Every retry built from the copy replays the whole body.
+        let again = replay(&kept).unwrap();
+        assert_eq!(collect(again.into_body()).await.unwrap().0, "payload");
+    }
+
+    #[tokio::test]
+    async fn no_retry_is_built_past_the_limit() {
+        let req = http::Request::post("/")
+            .body(ReplayBody::with_limit(
+                stream(&[b"abcd", b"efgh", b"ij"]),
+                8,
+            ))
+            .unwrap();
+        let kept = req.try_copy().unwrap();
+        collect(req.into_body()).await.unwrap();
+        assert!(replay(&kept).is_none());
     }
 }

@@ -20,22 +20,27 @@ use crate::BoxError;
 pin_project! {
     /// The future of [`Retry`](crate::Retry): the attempts of one request.
     ///
-    /// No allocation for a request that is not retried: the state machine is inline, the timer
-    /// of a wait takes the place of the attempt's future in the state, and the request's own
-    /// backoff is cloned from the policy (into one allocation) only when a first retry is
-    /// decided. A response whose status the classifier can never retry is returned without
+    /// A request that is not retried allocates nothing here beyond its copy (one buffer for the
+    /// headers of an `http::Request`, see [`RequestCopy`](crate::RequestCopy)): the state machine
+    /// is inline, the timer of a wait takes the place of the attempt's future in the state, and
+    /// the request's own backoff and the request of the next attempt are boxed only when a retry
+    /// is decided. A response whose status the classifier can never retry is returned without
     /// classifying it further.
     pub struct ResponseFuture<S, Req, B>
     where
         S: Service<Req>,
+        Req: ReplayableRequest,
     {
         #[pin]
         state: State<S::Future>,
         // A clone of the inner service for the retries; `None` when the request cannot be
         // replayed (it is then sent once).
         service: Option<S>,
-        // The copy of the request for the next attempt.
-        request: Option<Req>,
+        // The copy of the request made before the first attempt, which retries are built from.
+        copy: Option<Req::Copy>,
+        // The request of the next attempt, built from the copy when a retry is decided (boxed:
+        // only retried requests have one).
+        next: Option<Box<Req>>,
         policy: Arc<PolicyInner<B>>,
         // The request's own backoff, cloned from the policy's on the first retry (boxed: it is
         // only there for requests that are retried, and keeps the future small for the rest).
@@ -60,18 +65,20 @@ pin_project! {
 impl<S, Req, B> ResponseFuture<S, Req, B>
 where
     S: Service<Req>,
+    Req: ReplayableRequest,
 {
     pub(crate) fn new(
         future: S::Future,
         service: Option<S>,
-        request: Option<Req>,
+        copy: Option<Req::Copy>,
         policy: Arc<PolicyInner<B>>,
         deadline: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             service,
-            request,
+            copy,
+            next: None,
             policy,
             backoff: None,
             deadline,
@@ -114,15 +121,17 @@ where
                             Err(err) => Outcome::error(&**err),
                         };
                         let policy = &**this.policy;
-                        let request = this.request.as_ref();
-                        let service = this.service.is_some();
+                        let copy = this.copy.as_ref().filter(|_| this.service.is_some());
+                        let next = &mut *this.next;
                         policy.decide(
                             outcome,
-                            || match request {
-                                Some(req) if service && req.can_replay() => {
-                                    Some(policy.classifier.is_idempotent(req))
-                                }
-                                _ => None,
+                            // Only for an outcome that may be retried: build the next request
+                            // (whose method and headers say whether it is idempotent).
+                            || {
+                                let req = Req::replay(copy?)?;
+                                let idempotent = policy.classifier.is_idempotent(&req);
+                                *next = Some(Box::new(req));
+                                Some(idempotent)
                             },
                             this.backoff,
                             *this.deadline,
@@ -155,17 +164,15 @@ where
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
-                    let Some(mut req) = this.request.take() else {
-                        unreachable!("resile-retry: retry decided without a request copy");
+                    let Some(req) = this.next.take() else {
+                        unreachable!("resile-retry: retry decided without a request");
                     };
+                    let mut req = *req;
                     *this.attempt = this.attempt.saturating_add(1);
                     if let Some(name) = &this.policy.attempt_header {
                         req.headers_mut()
                             .insert(name.clone(), HeaderValue::from(*this.attempt));
                     }
-                    // Keep a copy for the attempt after this one (sharing the recording, for a
-                    // replay body), then send.
-                    *this.request = req.try_clone_request();
                     let future = service.call(req);
                     this.state.set(State::Calling { future });
                 }
@@ -177,6 +184,7 @@ where
 impl<S, Req, B> fmt::Debug for ResponseFuture<S, Req, B>
 where
     S: Service<Req>,
+    Req: ReplayableRequest,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
@@ -187,7 +195,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("attempt", &self.attempt)
-            .field("replayable", &self.request.is_some())
+            .field("replayable", &self.copy.is_some())
             .field("deadline", &self.deadline)
             .finish()
     }

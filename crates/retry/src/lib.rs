@@ -134,9 +134,11 @@
 //!
 //! # Bodies
 //!
-//! A retry needs the request again, so the layer keeps a copy, made before each attempt is sent
-//! ([`ReplayableRequest`]). Bodies that are `Clone` (`Full<Bytes>`, `String`, `Empty`, ...) are
-//! cloned; `reqwest` requests use `try_clone`. Streaming bodies go in a [`ReplayBody`], which
+//! A retry needs the request again, so the layer keeps a copy, made before the first attempt is
+//! sent, and builds each retry from it ([`ReplayableRequest`]). For an `http::Request` whose body
+//! is `Clone` (`Full<Bytes>`, `String`, `Empty`, ...) the copy is a [`RequestCopy`]: the body is
+//! cloned and the headers are packed into one buffer, which costs a fraction of
+//! `Request::clone` (see the [`copy`] module); `reqwest` requests use `try_clone`. Streaming bodies go in a [`ReplayBody`], which
 //! records up to 64 KiB as the first attempt sends them and refuses to replay past that limit:
 //! a retry never sends a truncated or empty body. See the [`body`] module.
 //!
@@ -189,6 +191,7 @@
 
 pub mod body;
 pub mod budget;
+pub mod copy;
 pub mod error;
 mod future;
 mod layer;
@@ -198,6 +201,7 @@ pub mod timeout;
 
 pub use body::{ReplayBody, ReplayableRequest, DEFAULT_REPLAY_LIMIT};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
+pub use copy::RequestCopy;
 pub use error::{BudgetError, ReplayError};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;

@@ -104,9 +104,9 @@ where
         }
         let deadline = policy.deadline.and_then(|d| Instant::now().checked_add(d));
         // The copy for a retry is made before the request is sent.
-        let request = req.try_clone_request();
-        let service = request.as_ref().map(|_| self.inner.clone());
+        let copy = req.try_copy();
+        let service = copy.as_ref().map(|_| self.inner.clone());
         let future = self.inner.call(req);
-        ResponseFuture::new(future, service, request, policy.clone(), deadline)
+        ResponseFuture::new(future, service, copy, policy.clone(), deadline)
     }
 }

@@ -740,7 +740,11 @@ impl resile_classify::RequestLike for OneShot {
 }
 
 impl ReplayableRequest for OneShot {
-    fn try_clone_request(&self) -> Option<Self> {
+    type Copy = ();
+    fn try_copy(&self) -> Option<()> {
+        None
+    }
+    fn replay(_: &()) -> Option<Self> {
         None
     }
     fn headers_mut(&mut self) -> &mut http::HeaderMap {
