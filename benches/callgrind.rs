@@ -16,7 +16,8 @@
 
 use std::hint::black_box;
 
-use resile_benches::contenders::{self, drive, request, Ok200, Req};
+use resile_benches::contenders::{self, drive, request, Flaky503, Ok200, Req};
+use resile_retry::ReplayableRequest;
 use tower::{Layer, Service};
 
 /// The measured loop: under `--toggle-collect='callgrind::measured*'` only this (and what it
@@ -47,8 +48,12 @@ const CONTENDERS: &[&str] = &[
     "tower_retry_budget",
     "resile_no_budget",
     "resile_default",
-    // what the request copy costs on its own
+    "tower_retry_once",
+    "resile_zero_wait_once",
+    // what keeping a copy of the request costs on its own: `Request::clone`, and resile's
+    // packed copy
     "request_clone",
+    "request_copy",
     // benches/stack.rs
     "full_stack",
     "full_stack_no_timeout",
@@ -88,9 +93,17 @@ fn main() {
         "tower_retry_budget" => run(contenders::tower_retry_budget().layer(Ok200), n),
         "resile_no_budget" => run(contenders::resile_no_budget().layer(Ok200), n),
         "resile_default" => run(contenders::resile_default().layer(Ok200), n),
+        "tower_retry_once" => run(contenders::tower_retry().layer(Flaky503::new()), n),
+        "resile_zero_wait_once" => run(contenders::resile_zero_wait().layer(Flaky503::new()), n),
         "request_clone" => measured(n, || {
             let req = request();
             let copy = black_box(&req).clone();
+            black_box(drive(&mut Ok200, req));
+            black_box(copy);
+        }),
+        "request_copy" => measured(n, || {
+            let req = request();
+            let copy = black_box(&req).try_copy();
             black_box(drive(&mut Ok200, req));
             black_box(copy);
         }),

@@ -2,17 +2,19 @@
 //! callgrind driver (`benches/callgrind.rs`) so that both measure the same services.
 //!
 //! - [`Ok200`]: the inner service, always ready, answering `200` with an empty `Full<Bytes>`
-//!   body at once;
+//!   body at once; [`Flaky503`]: the same, answering `503` and `200` in turn;
 //! - [`request()`]: a GET with three headers and an empty `Full<Bytes>` body;
 //! - [`drive()`]: `poll_ready`, `call`, one poll of the response future with a no-op waker;
 //! - tower's retry policies ([`Retry5xx`], [`Retry5xxBudget`]) and the layers of each retry
 //!   contender;
 //! - the client stack with one piece or another removed.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -20,12 +22,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use resile::stack::{http_client, ClientStack, DEFAULT_ATTEMPT_TIMEOUT};
 use resile_breaker::CircuitBreakerLayer;
 use resile_ratelimit::RateLimitLayer;
-use resile_retry::{AttemptTimeoutLayer, RetryLayer, RetryPolicy};
+use resile_retry::{AttemptTimeoutLayer, Constant, RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
@@ -54,6 +56,44 @@ impl Service<Req> for Ok200 {
     fn call(&mut self, req: Req) -> Self::Future {
         black_box(&req);
         ready(Ok(Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+/// A service that answers `503` and `200` in turn (`503` first), shared by its clones: through
+/// a retry layer that retries at once, every request takes exactly one retry.
+#[derive(Clone, Debug, Default)]
+pub struct Flaky503 {
+    fail_next: Rc<Cell<bool>>,
+}
+
+impl Flaky503 {
+    /// The next call answers `503`.
+    pub fn new() -> Self {
+        Flaky503 {
+            fail_next: Rc::new(Cell::new(true)),
+        }
+    }
+}
+
+impl Service<Req> for Flaky503 {
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Ready<Result<Res, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        black_box(&req);
+        let fail = self.fail_next.replace(!self.fail_next.get());
+        let mut res = Response::new(Full::new(Bytes::new()));
+        if fail {
+            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        ready(Ok(res))
     }
 }
 
@@ -162,6 +202,17 @@ pub fn tower_retry_budget() -> TowerRetryLayer<Retry5xxBudget> {
 /// `resile_no_budget`: resile's retry layer with the default policy minus the budget.
 pub fn resile_no_budget() -> RetryLayer {
     RetryLayer::new(RetryPolicy::builder().no_budget().build())
+}
+
+/// `resile_zero_wait`: resile's retry layer retrying at once (a constant zero backoff, at most
+/// three retries, no budget): the same retries as [`tower_retry()`], which does not wait either.
+pub fn resile_zero_wait() -> RetryLayer<Constant> {
+    RetryLayer::new(
+        RetryPolicy::builder()
+            .backoff(Constant::new(Duration::ZERO).max_retries(3))
+            .no_budget()
+            .build(),
+    )
 }
 
 /// `resile_default`: resile's retry layer with the default policy (and its shared budget).

@@ -20,9 +20,15 @@
 //!
 //! The fair pairs are `resile_no_budget` / `tower_retry` and `resile_default` /
 //! `tower_retry_budget`: both budgets read the monotonic clock on every deposit.
+//!
+//! `retry/retried_once`: the price of the retry path. The inner service answers `503` and `200`
+//! in turn, so every request is sent twice; both layers retry at once (no timer), so one poll
+//! still completes the request. Contenders: `tower_retry` (as above: its retry clones the kept
+//! request again) and `resile_zero_wait` (a constant zero backoff, three retries, no budget: the
+//! retry is built from the packed copy, classified, and sent).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use resile_benches::contenders::{self, bench_driven, drive, request, Ok200};
+use resile_benches::contenders::{self, bench_driven, drive, request, Flaky503, Ok200};
 use tower::Layer;
 
 fn success_first_time(c: &mut Criterion) {
@@ -49,5 +55,21 @@ fn success_first_time(c: &mut Criterion) {
     assert_eq!(drive(&mut resile_default, request()).status(), 200);
 }
 
-criterion_group!(benches, success_first_time);
+fn retried_once(c: &mut Criterion) {
+    let mut group = c.benchmark_group("retry/retried_once");
+
+    let mut tower = contenders::tower_retry().layer(Flaky503::new());
+    bench_driven(&mut group, "tower_retry", &mut tower);
+
+    let mut resile = contenders::resile_zero_wait().layer(Flaky503::new());
+    bench_driven(&mut group, "resile_zero_wait", &mut resile);
+
+    group.finish();
+
+    // Both really retried: each answers 200 after the 503 the service gave first.
+    assert_eq!(drive(&mut tower, request()).status(), 200);
+    assert_eq!(drive(&mut resile, request()).status(), 200);
+}
+
+criterion_group!(benches, success_first_time, retried_once);
 criterion_main!(benches);

@@ -11,8 +11,9 @@
 //!   limiter, the 10 s `AttemptTimeoutLayer`, which arms a timer only for an attempt not ready on
 //!   its first poll), `full_stack_no_timeout` to show what the timeout costs, and
 //!   `full_stack_attempt_timeout`: the same stack with the `AttemptTimeoutLayer` set explicitly;
-//! - references: `request_clone` (the bare service plus one clone of the request: the copy any
-//!   replaying retry layer, tower's included, makes before sending) and each piece alone.
+//! - references: `request_clone` (the bare service plus one `Request::clone`, made and dropped:
+//!   the copy tower's `Retry` keeps with the usual policy), `request_copy` (the same with
+//!   resile-retry's packed `RequestCopy`, the copy the stack keeps) and each piece alone.
 //!
 //! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
 //! `200 ok`; a hyper-util client with a keep-alive pool sends requests and reads each whole
@@ -31,6 +32,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resile_benches::contenders::{self, bench_driven, drive, request, Ok200, Req};
+use resile_retry::ReplayableRequest;
 use tower::{Layer, Service, ServiceExt};
 
 fn in_process(c: &mut Criterion) {
@@ -57,13 +59,29 @@ fn in_process(c: &mut Criterion) {
     let mut lazy_timeout = contenders::full_stack_attempt_timeout().layer(Ok200);
     bench_driven(&mut group, "full_stack_attempt_timeout", &mut lazy_timeout);
 
-    // The request copy alone: what keeping a request for a retry costs, whatever the layer.
+    // The request copy alone: what keeping a request for a retry costs, whatever the layer —
+    // `Request::clone` (tower's `Retry` with the usual policy) and resile's packed copy, each made
+    // and dropped inside the timed section, as a retry layer does.
     group.bench_function("request_clone", |b| {
         b.iter_batched(
             request,
             |req| {
                 let copy = black_box(&req).clone();
-                (drive(&mut bare, req), copy)
+                let res = drive(&mut bare, req);
+                drop(black_box(copy));
+                res
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("request_copy", |b| {
+        b.iter_batched(
+            request,
+            |req| {
+                let copy = black_box(&req).try_copy();
+                let res = drive(&mut bare, req);
+                drop(black_box(copy));
+                res
             },
             BatchSize::SmallInput,
         )

@@ -10,8 +10,8 @@
 //! [`RequestCopy`] keeps the method, URI, version, extensions and body as clones (the URI's
 //! buffers are already shared, so that is a reference count each), and packs every header name
 //! and value into **one** buffer: one allocation for the whole header section, whatever its size.
-//! The `HeaderMap` of a retry is rebuilt from that buffer — work done only for a request that is
-//! actually retried.
+//! The `HeaderMap` of a retry is rebuilt from that buffer, its values sharing it (one reference
+//! count each, no copy) — work done only for a request that is actually retried.
 //!
 //! Layout of the buffer, one record per (name, value) pair in the map's iteration order (all the
 //! values of a name together, in order, as `HeaderMap::iter` yields them):
@@ -29,6 +29,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
@@ -112,7 +113,8 @@ impl<B> fmt::Debug for RequestCopy<B> {
 
 /// Header names and values in one buffer.
 struct PackedHeaders {
-    buf: Vec<u8>,
+    /// A `Bytes` so that the values of a rebuilt map can share it instead of each being copied.
+    buf: Bytes,
     /// The number of (name, value) records.
     count: usize,
 }
@@ -121,7 +123,7 @@ impl PackedHeaders {
     fn pack(map: &HeaderMap) -> Option<PackedHeaders> {
         if map.is_empty() {
             return Some(PackedHeaders {
-                buf: Vec::new(),
+                buf: Bytes::new(),
                 count: 0,
             });
         }
@@ -144,27 +146,36 @@ impl PackedHeaders {
             buf.extend_from_slice(name);
             buf.extend_from_slice(value.as_bytes());
         }
+        // Exactly sized, so the conversion keeps the allocation.
         Some(PackedHeaders {
-            buf,
+            buf: Bytes::from(buf),
             count: map.len(),
         })
     }
 
     fn unpack(&self) -> Option<HeaderMap> {
         let mut map = HeaderMap::with_capacity(self.count);
-        let mut rest = &self.buf[..];
-        while let [flags, n0, n1, v0, v1, v2, v3, tail @ ..] = rest {
-            let name_len = usize::from(u16::from_le_bytes([*n0, *n1]));
-            let value_len = usize::try_from(u32::from_le_bytes([*v0, *v1, *v2, *v3])).ok()?;
-            let (name, tail) = tail.split_at_checked(name_len)?;
-            let (value, tail) = tail.split_at_checked(value_len)?;
-            let name = HeaderName::from_bytes(name).ok()?;
-            let mut value = HeaderValue::from_bytes(value).ok()?;
+        let mut at = 0;
+        while at < self.buf.len() {
+            let [flags, n0, n1, v0, v1, v2, v3] = *self.buf.get(at..at + RECORD_HEAD)? else {
+                return None;
+            };
+            let name_len = usize::from(u16::from_le_bytes([n0, n1]));
+            let value_len = usize::try_from(u32::from_le_bytes([v0, v1, v2, v3])).ok()?;
+            let name_at = at + RECORD_HEAD;
+            let value_at = name_at.checked_add(name_len)?;
+            let end = value_at.checked_add(value_len)?;
+            let name = HeaderName::from_lowercase(self.buf.get(name_at..value_at)?).ok()?;
+            if end > self.buf.len() {
+                return None;
+            }
+            // The values share the buffer: one reference count each, no copy.
+            let mut value = HeaderValue::from_maybe_shared(self.buf.slice(value_at..end)).ok()?;
             value.set_sensitive(flags & SENSITIVE != 0);
             map.append(name, value);
-            rest = tail;
+            at = end;
         }
-        rest.is_empty().then_some(map)
+        Some(map)
     }
 }
 
@@ -225,12 +236,12 @@ mod tests {
     fn no_headers_no_buffer() {
         let req = Request::get("/").body(()).unwrap();
         let copy = RequestCopy::new(&req, ()).unwrap();
-        assert_eq!(copy.headers.buf.capacity(), 0);
+        assert!(copy.headers.buf.is_empty());
         assert!(copy.build(()).unwrap().headers().is_empty());
     }
 
     #[test]
-    fn the_buffer_is_allocated_once_and_exactly() {
+    fn one_record_per_value() {
         let req = Request::get("/")
             .header("a", "1")
             .header("bb", "22")
@@ -238,19 +249,25 @@ mod tests {
             .unwrap();
         let copy = RequestCopy::new(&req, ()).unwrap();
         assert_eq!(copy.headers.buf.len(), 2 * RECORD_HEAD + 2 + 4);
-        assert_eq!(copy.headers.buf.capacity(), copy.headers.buf.len());
     }
 
     #[test]
     fn a_corrupt_buffer_is_refused_not_misread() {
         let req = Request::get("/").header("a", "1").body(()).unwrap();
         let mut copy = RequestCopy::new(&req, ()).unwrap();
-        copy.headers.buf.pop();
-        assert!(copy.headers().is_none());
-        copy.headers.buf = vec![0, 1, 0, 0, 0, 0, 0, b'('];
+        let whole = copy.headers.buf.clone();
+        for cut in 0..whole.len() {
+            copy.headers.buf = whole.slice(..cut);
+            assert_eq!(copy.headers().is_none(), cut > 0, "cut at {cut}");
+        }
+        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, b'(']);
         assert!(copy.build(()).is_none(), "`(` is not a header name byte");
-        copy.headers.buf = vec![0, 1, 0, 1, 0, 0, 0, b'a', 0x7f];
+        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, b'A']);
+        assert!(copy.build(()).is_none(), "names are kept in lower case");
+        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 1, 0, 0, 0, b'a', 0x7f]);
         assert!(copy.build(()).is_none(), "DEL is not a header value byte");
+        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0xff, 0xff, 0xff, 0xff, b'a']);
+        assert!(copy.build(()).is_none(), "a length past the end");
     }
 
     #[test]
