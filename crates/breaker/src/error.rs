@@ -13,15 +13,27 @@ use resile_classify::LocalRejection;
 /// `err.downcast_ref::<BreakerOpen>()` or test with `err.is::<BreakerOpen>()`.
 ///
 /// Its [`source`](StdError::source) is [`LocalRejection`], the marker every resile layer
-/// recognises: a retry layer never retries it and another breaker does not count it.
+/// recognises: another breaker does not count it, and a retry layer does not retry it — unless
+/// the retry has a deadline and the breaker's next probe comes before it (resile-retry waits
+/// for the probe and tries again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BreakerOpen {
     until_probe: Option<Duration>,
+    /// The marker in the source chain: it carries the time until the next probe when there is
+    /// one ahead (not when probe slots are merely taken, nor when forced open).
+    rejection: LocalRejection,
 }
 
 impl BreakerOpen {
     pub(crate) fn new(until_probe: Option<Duration>) -> Self {
-        BreakerOpen { until_probe }
+        let rejection = match until_probe {
+            Some(d) if !d.is_zero() => LocalRejection::passing_in(d),
+            _ => *LocalRejection::STATIC,
+        };
+        BreakerOpen {
+            until_probe,
+            rejection,
+        }
     }
 
     /// How long until the breaker lets a probe call through: the rest of the open period.
@@ -52,8 +64,10 @@ impl fmt::Display for BreakerOpen {
 }
 
 impl StdError for BreakerOpen {
+    /// A [`LocalRejection`]; while the breaker waits for its next probe, the rejection carries
+    /// that wait ([`LocalRejection::passes_in`]), which a retry layer with a deadline uses.
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(LocalRejection::STATIC)
+        Some(&self.rejection)
     }
 }
 

@@ -128,6 +128,11 @@ async fn opens_after_consecutive_failures_and_fails_fast() {
     let err = r.unwrap_err();
     assert!(err.source().unwrap().is::<LocalRejection>());
     assert!(err.to_string().contains("open"));
+    // ...which says when the next probe goes, for a retry layer with a deadline.
+    assert_eq!(
+        LocalRejection::find(&*err).unwrap().passes_in(),
+        Some(Duration::from_secs(7))
+    );
 
     let m = breaker.metrics();
     assert_eq!(
@@ -310,6 +315,9 @@ async fn half_open_admits_a_bounded_number_of_probes() {
     let (sent, r) = call(&mut svc, &mut h, Reply::Status(200)).await;
     assert!(!sent);
     assert_eq!(open_error(&r).until_probe(), Some(Duration::ZERO));
+    // Probe slots taken: nothing to wait for, so the rejection names no moment.
+    let err = r.as_ref().unwrap_err();
+    assert_eq!(LocalRejection::find(&**err).unwrap().passes_in(), None);
     sa.send_response(status(200));
     sb.send_response(status(200));
     fa.await.unwrap();
@@ -378,6 +386,8 @@ async fn an_open_breaker_is_ready_without_polling_the_backend() {
     let err = svc.call(Request::new(())).await.unwrap_err();
     let open = err.downcast_ref::<BreakerOpen>().unwrap();
     assert!(open.is_forced() && open.until_probe().is_none());
+    // Forced open: no moment to wait for.
+    assert_eq!(LocalRejection::find(&*err).unwrap().passes_in(), None);
 }
 
 /// Polls a future once.

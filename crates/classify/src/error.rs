@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 /// What a transport error says about whether the request reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,18 +24,52 @@ pub enum TransportFailure {
 /// carry in their [`source`](StdError::source) chain, so that any layer can tell a local
 /// rejection from a failure of the server without knowing the concrete error type.
 ///
-/// Outcomes with this marker are never retried and are neutral to circuit breakers.
+/// Outcomes with this marker are never retried by the classification table and are neutral to
+/// circuit breakers. A rejection may say when the layer that made it will let requests through
+/// again ([`passes_in`](Self::passes_in): an open breaker's next probe); a retry layer with a
+/// deadline retries such a request when that moment falls inside the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct LocalRejection;
+pub struct LocalRejection {
+    passes_in: Option<Duration>,
+}
 
 impl LocalRejection {
-    /// A `'static` instance, for `source()` implementations.
-    pub const STATIC: &'static LocalRejection = &LocalRejection;
+    /// A `'static` instance that says nothing about when requests pass again, for `source()`
+    /// implementations.
+    pub const STATIC: &'static LocalRejection = &LocalRejection { passes_in: None };
+
+    /// A rejection by a layer that lets requests through again in `d`.
+    pub const fn passing_in(d: Duration) -> Self {
+        LocalRejection { passes_in: Some(d) }
+    }
+
+    /// How long until the rejecting layer lets requests through again, if it knows.
+    pub const fn passes_in(&self) -> Option<Duration> {
+        self.passes_in
+    }
+
+    /// The first `LocalRejection` in `err`'s source chain (`err` itself included), walking at
+    /// most 64 links.
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a LocalRejection> {
+        let mut next = Some(err);
+        for _ in 0..=64 {
+            let e = next?;
+            if let Some(r) = e.downcast_ref::<LocalRejection>() {
+                return Some(r);
+            }
+            next = e.source();
+        }
+        None
+    }
 }
 
 impl fmt::Display for LocalRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("rejected locally by a resilience layer")
+        f.write_str("rejected locally by a resilience layer")?;
+        match self.passes_in {
+            Some(d) => write!(f, " (passing again in {d:?})"),
+            None => Ok(()),
+        }
     }
 }
 

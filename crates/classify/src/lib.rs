@@ -13,7 +13,12 @@
 //! | other 5xx (501, 505, ...) | never | failure |
 //! | connect error / request never sent | retry any method | failure |
 //! | other transport error, timeout | retry idempotent | failure |
-//! | a resile layer's own fast-fail ([`LocalRejection`] in the source chain) | never | neutral |
+//! | a resile layer's own fast-fail ([`LocalRejection`] in the source chain) | never (¹) | neutral |
+//!
+//! (¹) The classification says never. resile-retry makes one exception, as DESIGN's table does:
+//! when the request has a retry deadline and the rejection says when it passes again (an open
+//! breaker's next probe, [`LocalRejection::passes_in`]) and that comes before the deadline, the
+//! retry layer waits for it and tries again.
 //!
 //! Idempotent methods follow RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE. A request
 //! carrying an `Idempotency-Key` header is treated as idempotent too (IETF

@@ -407,3 +407,52 @@ fn breaker_verdict_fast_path_agrees_with_classify() {
         }
     }
 }
+
+#[derive(Debug)]
+struct OpenFor(LocalRejection);
+impl fmt::Display for OpenFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("open for a while")
+    }
+}
+impl StdError for OpenFor {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn a_rejection_says_when_it_passes_again() {
+    let d = std::time::Duration::from_millis(1500);
+    let err = Wrapper(Box::new(OpenFor(LocalRejection::passing_in(d))));
+    let found = LocalRejection::find(&err).expect("the marker is in the chain");
+    assert_eq!(found.passes_in(), Some(d));
+    assert!(found.to_string().contains("1.5s"), "{found}");
+    // Still a local rejection for the table: never retried, neutral.
+    let class = Classifier::default().classify(Outcome::error(&err));
+    assert_eq!(class.kind, OutcomeKind::Rejected);
+    assert_eq!(class.retry, RetryClass::Never);
+
+    assert_eq!(LocalRejection::find(&Open).unwrap().passes_in(), None);
+    assert_eq!(LocalRejection::STATIC.passes_in(), None);
+    assert!(LocalRejection::find(&io::Error::other("x")).is_none());
+}
+
+/// An error whose source is itself: the walk stops.
+#[derive(Debug)]
+struct Cycle;
+impl fmt::Display for Cycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cycle")
+    }
+}
+impl StdError for Cycle {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&Cycle)
+    }
+}
+
+#[test]
+fn finding_a_rejection_in_a_cyclic_chain_ends() {
+    assert!(LocalRejection::find(&Cycle).is_none());
+}

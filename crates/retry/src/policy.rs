@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 use resile_backoff::{Backoff, Exponential};
-use resile_classify::{Classification, Classifier, Outcome, OutcomeKind, ResponseLike, RetryClass};
+use resile_classify::{
+    Classification, Classifier, LocalRejection, Outcome, OutcomeKind, ResponseLike, RetryClass,
+};
 use tokio::time::Instant;
 
 use crate::budget::RetryBudget;
@@ -27,7 +29,8 @@ pub struct RetryEvent {
     /// How long the layer waits before the attempt: the larger of the backoff delay and the
     /// server's hint.
     pub wait: Duration,
-    /// The server's hint (`Retry-After` and friends), if the response carried one.
+    /// The server's hint (`Retry-After` and friends), if the response carried one; after a
+    /// local rejection (an open circuit breaker), the time until it lets requests through.
     pub server_hint: Option<Duration>,
 }
 
@@ -85,7 +88,8 @@ pub struct GiveUpEvent {
     pub status: Option<StatusCode>,
     /// Why there is no further attempt.
     pub cause: GiveUp,
-    /// The server's hint, if the last response carried one.
+    /// The server's hint, if the last response carried one (or the wait a local rejection
+    /// asked for, as in [`RetryEvent::server_hint`]).
     pub server_hint: Option<Duration>,
 }
 
@@ -272,6 +276,12 @@ impl<B> RetryPolicyBuilder<B> {
     /// after it, and a wait that would reach it is not begun — the last response or error is
     /// returned at once instead. It does not cut an attempt in flight short: put a
     /// `tower::timeout::TimeoutLayer` outside the retry layer for that.
+    ///
+    /// With a deadline, a request an open circuit breaker below this layer refused is retried
+    /// when the breaker's next probe comes before the deadline (and within
+    /// [`max_wait`](Self::max_wait)): the layer waits for the probe, as for a server's hint, and
+    /// tries again; the retry counts against the backoff's retries and the budget like any other.
+    /// Without a deadline such a request is returned at once (the breaker's error).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
@@ -338,6 +348,27 @@ impl<B> RetryPolicyBuilder<B> {
     }
 }
 
+/// How long to wait for a local rejection (an open breaker) to pass, if the request can be
+/// retried after it: the rejecting layer says when it lets requests through again (a zero wait,
+/// such as a half-open breaker's taken probe slots, does not count: retrying at once would spin),
+/// and the request has a deadline. Whether the wait ends before the deadline is checked with the
+/// other waits.
+fn rejection_wait(
+    class: Classification,
+    outcome: Outcome<'_>,
+    deadline: Option<Instant>,
+) -> Option<Duration> {
+    if class.kind != OutcomeKind::Rejected || deadline.is_none() {
+        return None;
+    }
+    let Outcome::Error(err) = outcome else {
+        return None;
+    };
+    LocalRejection::find(err)?
+        .passes_in()
+        .filter(|d| !d.is_zero())
+}
+
 /// What to do after an attempt.
 pub(crate) enum Decision {
     /// Return the outcome to the caller.
@@ -364,12 +395,36 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         // The path of every successful request: classify, and return.
         let class = self.classifier.classify(outcome);
         if class.retry == RetryClass::Never {
+            if let Some(wait) = rejection_wait(class, outcome, deadline) {
+                // A local rejection (an open breaker) that passes again before the deadline: the
+                // request was never sent, so any method may try again then.
+                let class = Classification::new(class.kind, RetryClass::Always, class.breaker);
+                let replay = idempotent();
+                return self.decide_retry(
+                    class,
+                    outcome,
+                    replay,
+                    Some(wait),
+                    backoff,
+                    deadline,
+                    attempt,
+                );
+            }
             if attempt > 1 {
                 tracing::debug!(attempts = attempt, reason = ?class.kind, "request done after retries");
             }
             return Decision::Return;
         }
-        self.decide_retry(class, outcome, idempotent(), backoff, deadline, attempt)
+        let hint = self.classifier.server_hint(outcome).map(|h| h.delay);
+        self.decide_retry(
+            class,
+            outcome,
+            idempotent(),
+            hint,
+            backoff,
+            deadline,
+            attempt,
+        )
     }
 
     /// Logs the end of a request that needed retries, when its last response is one the fast
@@ -383,12 +438,16 @@ impl<B: Backoff + Clone> PolicyInner<B> {
 
     /// The rest of [`decide`](Self::decide), for an outcome that may be retried; kept out of line
     /// so that the success path stays small.
+    ///
+    /// `hint` is the server's hint, or the wait a local rejection asked for.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn decide_retry(
         &self,
         class: Classification,
         outcome: Outcome<'_>,
         idempotent: Option<bool>,
+        hint: Option<Duration>,
         backoff: &mut Option<Box<B>>,
         deadline: Option<Instant>,
         attempt: u32,
@@ -397,7 +456,6 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             Outcome::Response { status, .. } => Some(status),
             Outcome::Error(_) => None,
         };
-        let hint = self.classifier.server_hint(outcome).map(|h| h.delay);
         let give_up = |cause: GiveUp| {
             tracing::debug!(
                 attempts = attempt,

@@ -497,6 +497,114 @@ async fn a_local_rejection_is_never_retried() {
     assert_no_more_attempts(&mut handle);
 }
 
+/// A local rejection that says when it passes again (as an open breaker does).
+#[derive(Debug)]
+struct OpenFor(LocalRejection);
+
+impl std::fmt::Display for OpenFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("breaker open for a while")
+    }
+}
+
+impl std::error::Error for OpenFor {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn open_for(ms: u64) -> OpenFor {
+    OpenFor(LocalRejection::passing_in(Duration::from_millis(ms)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_passing_before_the_deadline_is_retried_after_it() {
+    let events = Events::default();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .deadline(Duration::from_secs(5)),
+    );
+    // Any method: a rejected request was never sent.
+    let t0 = Instant::now();
+    let (task, mut handle, _) = start(policy, post());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(1500));
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(1500),
+        "waits for the probe"
+    );
+    assert_eq!(req.body(), "order");
+    send.send_response(respond(200));
+    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    let retries = events.retries();
+    assert_eq!(retries.len(), 1);
+    assert_eq!(retries[0].reason, OutcomeKind::Rejected);
+    assert_eq!(retries[0].wait, Duration::from_millis(1500));
+    assert_eq!(retries[0].server_hint, Some(Duration::from_millis(1500)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_is_not_retried_without_a_deadline_or_past_it() {
+    // No deadline: returned at once, as any local rejection.
+    let policy = RetryPolicy::builder().backoff(constant(10, 3)).build();
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(100));
+    assert!(task.await.unwrap().unwrap_err().is::<OpenFor>());
+    assert_no_more_attempts(&mut handle);
+
+    // The probe comes after the deadline: returned at once, without waiting.
+    let events = Events::default();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .deadline(Duration::from_secs(1)),
+    );
+    let t0 = Instant::now();
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(1000));
+    assert!(task.await.unwrap().unwrap_err().is::<OpenFor>());
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert_no_more_attempts(&mut handle);
+    assert_eq!(events.give_ups(), vec![GiveUp::Deadline]);
+
+    // A rejection that names no moment (forced open, probe slots taken) is not retried.
+    let policy = RetryPolicy::builder()
+        .backoff(constant(10, 3))
+        .deadline(Duration::from_secs(5))
+        .build();
+    for err in [OpenFor(LocalRejection::default()), open_for(0)] {
+        let (task, mut handle, _) = start(policy.clone(), get());
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error(err);
+        assert!(task.await.unwrap().unwrap_err().is::<OpenFor>());
+        assert_no_more_attempts(&mut handle);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_after_rejections_count_against_the_backoff() {
+    let events = Events::default();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 2))
+            .deadline(Duration::from_secs(60)),
+    );
+    let (task, mut handle, _) = start(policy, get());
+    for _ in 0..3 {
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error(open_for(100));
+    }
+    assert!(task.await.unwrap().unwrap_err().is::<OpenFor>());
+    assert_no_more_attempts(&mut handle);
+    assert_eq!(events.retries().len(), 2);
+    assert_eq!(events.give_ups(), vec![GiveUp::RetriesExhausted]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn success_and_client_errors_are_returned_as_they_are() {
     for status in [200, 204, 301, 400, 404, 501] {
