@@ -17,7 +17,8 @@
 //!   layer never retries: an open breaker is not hammered by retries. (A retry layer inside the
 //!   breaker would send several attempts per breaker decision and hide the failures from it.)
 //! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
-//!   never push the client past its quota, and a pause a `429` asked for holds retries back too.
+//!   never push the client past its quota (when the limiter has one), and a pause a `429` asked
+//!   for holds retries back too.
 //!   A limiter refusal ([`WaitTooLong`](resile_ratelimit::client::WaitTooLong)) is a local
 //!   rejection as well, marked the same way: not retried, and neutral for the breaker. Every
 //!   [`Classifier`](resile_classify::Classifier), the default or one from its builder, reads the
@@ -40,11 +41,12 @@
 //! | classifier (retry and breaker) | [`Classifier::default()`](resile_classify::Classifier): the table of resile-classify; local rejections never retried, neutral for the breaker |
 //! | retry | [`default_retry_policy()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
 //! | breaker | [`default_breaker()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
-//! | limiter | [`default_limiter()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per second (so it never paces ordinary traffic) that **pauses every request** when a `429`/`503` carries `Retry-After` |
+//! | limiter | [`default_limiter()`]: [`RateLimitLayer::hints_only()`], no quota (it never paces by itself; its `poll_ready` is one atomic load while no pause is in force) that **pauses every request** when a `429`/`503` carries `Retry-After` (up to 10 minutes; a pause past 30 s fails the call at once) |
 //! | per-attempt timeout | [`DEFAULT_ATTEMPT_TIMEOUT`] (10 s) |
 //!
-//! Set the limiter's quota to what the server publishes if it does; the default only holds the
-//! client back when the server asks.
+//! Give the stack a pacing limiter with the server's published quota if it has one
+//! (`.rate_limit(RateLimitLayer::new(quota))`); the default only holds the client back when the
+//! server asks.
 //!
 //! # Example
 //!
@@ -95,11 +97,10 @@
 //! ```
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
-use resile_ratelimit::{Quota, RateLimitLayer};
+use resile_ratelimit::RateLimitLayer;
 use resile_retry::{AttemptTimeoutLayer, RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
 use tower_layer::Layer;
@@ -107,16 +108,13 @@ use tower_layer::Layer;
 /// The default per-attempt timeout of [`http_client()`]: 10 seconds.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The ceiling of [`default_limiter()`], in requests per second (with a burst of as many): high
-/// enough never to pace ordinary traffic, so the default limiter acts only on server hints.
-pub const DEFAULT_QUOTA_PER_SECOND: u32 = u32::MAX;
-
-/// The limiter of [`http_client()`]: a ceiling of [`DEFAULT_QUOTA_PER_SECOND`] requests per
-/// second, the in-memory store, a maximum wait of 30 s, and server hints obeyed (a `429` or
-/// `503` with `Retry-After` pauses every request sharing it, for up to 10 minutes).
+/// The limiter of [`http_client()`]: [`RateLimitLayer::hints_only()`]. It has no quota and
+/// never paces by itself (its `poll_ready` is one atomic load while no pause is in force); it obeys
+/// servers: a `429` or `503` with `Retry-After` (or another server hint) pauses every request
+/// sharing it, for up to 10 minutes, and a request that would wait more than 30 s for the pause
+/// to end fails at once with [`WaitTooLong`](resile_ratelimit::client::WaitTooLong).
 pub fn default_limiter() -> RateLimitLayer {
-    let rate = NonZeroU32::new(DEFAULT_QUOTA_PER_SECOND).unwrap_or(NonZeroU32::MAX);
-    RateLimitLayer::new(Quota::per_second(rate))
+    RateLimitLayer::hints_only()
 }
 
 /// The retry policy of [`http_client()`]: [`RetryPolicy::default()`] (whose classifier is

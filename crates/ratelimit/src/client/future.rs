@@ -64,7 +64,7 @@ where
                 if let Some(shared) = this.hints.take() {
                     if let Some(pause) = shared.hints.pause_for(&res) {
                         tracing::debug!(?pause, status = %res.status(), "rate limit: server asked to slow down, pausing the limiter");
-                        shared.store.pause(&shared.key, &shared.quota, pause);
+                        shared.pause(pause);
                     }
                 }
                 Poll::Ready(Ok(res))

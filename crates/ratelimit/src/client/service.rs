@@ -15,6 +15,7 @@ use tower_service::Service;
 use super::error::{NotReady, WaitTooLong};
 use super::future::ResponseFuture;
 use super::layer::Shared;
+use super::pause::{deadline_after, PauseCheck, ServerPause};
 use crate::store::{BoxError, Store};
 
 /// Where a service stands with its permit.
@@ -25,6 +26,9 @@ enum Permit<F> {
     Reserving(F),
     /// A slot is reserved; sleeping until it begins.
     Waiting,
+    /// Hints-only: sleeping until a server's pause ends (then it is checked again), first
+    /// waiting at `started`.
+    Paused { started: Instant },
     /// A permit is held: `call` may go.
     Held,
     /// `call` must fail with this error (wait too long, store failure).
@@ -48,6 +52,11 @@ enum Permit<F> {
 /// - *Bounded*: if the slot is further away than the maximum wait, nothing is reserved and the
 ///   next `call` fails at once with [`WaitTooLong`] (tower's `LoadShed` style: `poll_ready` says
 ///   ready so the error reaches the caller of `call`). A store error fails the call the same way.
+///
+/// A [`hints_only`](super::RateLimitLayer::hints_only) layer reserves nothing: `poll_ready`
+/// reads the server's pause (one atomic load) and, only while one is in force, sleeps until it
+/// ends (or fails the call at once if that is past the maximum wait), then polls the inner
+/// service.
 ///
 /// Sleeping needs a tokio runtime with its time driver.
 pub struct RateLimit<S, St: Store<K>, K> {
@@ -79,17 +88,44 @@ impl<S, St: Store<K>, K> RateLimit<S, St, K> {
     }
 
     fn wait_until(&mut self, wait: Duration) {
-        let now = Instant::now();
-        // A deadline past tokio's range is "never" for any practical purpose: 30 years.
-        let deadline = now
-            .checked_add(wait)
-            .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
-            .unwrap_or(now);
-        match &mut self.sleep {
-            Some(sleep) => sleep.as_mut().reset(deadline),
-            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
+        sleep_until(&mut self.sleep, deadline_after(Instant::now(), wait));
         self.permit = Permit::Waiting;
+    }
+}
+
+/// Arms `sleep` for `deadline` (allocated on the first wait, reset for every later one).
+fn sleep_until(sleep: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().reset(deadline),
+        None => *sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+    }
+}
+
+/// Hints-only: the permit state for a request that found the pause word at `until` (nonzero),
+/// having first waited at `started` (if it already has).
+fn hold_for_pause<F>(
+    pause: &ServerPause,
+    until: u64,
+    started: Option<Instant>,
+    max_wait: Duration,
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+) -> Permit<F> {
+    let now = Instant::now();
+    match pause.check(until, now) {
+        PauseCheck::Clear => Permit::Held,
+        PauseCheck::Wait { wait, deadline } => {
+            let started = started.unwrap_or(now);
+            let total = now.saturating_duration_since(started).saturating_add(wait);
+            if total > max_wait {
+                tracing::debug!(wait = ?total, ?max_wait, "rate limit: server's pause past the maximum wait, failing fast");
+                return Permit::Rejected(Some(Box::new(WaitTooLong {
+                    wait: total,
+                    max_wait,
+                })));
+            }
+            sleep_until(sleep, deadline);
+            Permit::Paused { started }
+        }
     }
 }
 
@@ -109,8 +145,21 @@ where
             match &mut self.permit {
                 Permit::Idle => {
                     let s = &*self.shared;
-                    let fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
-                    self.permit = Permit::Reserving(fut);
+                    match &s.hints_only {
+                        None => {
+                            let fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
+                            self.permit = Permit::Reserving(fut);
+                        }
+                        Some(pause) => {
+                            let until = pause.until();
+                            self.permit = if until == 0 {
+                                // No pause: no clock read, nothing written.
+                                Permit::Held
+                            } else {
+                                hold_for_pause(pause, until, None, s.max_wait, &mut self.sleep)
+                            };
+                        }
+                    }
                 }
                 Permit::Reserving(fut) => match ready!(Pin::new(fut).poll(cx)) {
                     Ok(d) if d.allowed => {
@@ -137,6 +186,27 @@ where
                         ready!(sleep.as_mut().poll(cx));
                     }
                     self.permit = Permit::Held;
+                }
+                Permit::Paused { started } => {
+                    let started = *started;
+                    if let Some(sleep) = &mut self.sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
+                    // Check again: a server may have extended the pause meanwhile.
+                    let s = &*self.shared;
+                    self.permit = match &s.hints_only {
+                        Some(pause) => match pause.until() {
+                            0 => Permit::Held,
+                            until => hold_for_pause(
+                                pause,
+                                until,
+                                Some(started),
+                                s.max_wait,
+                                &mut self.sleep,
+                            ),
+                        },
+                        None => Permit::Held,
+                    };
                 }
                 Permit::Held => return self.inner.poll_ready(cx).map_err(Into::into),
                 Permit::Rejected(_) => return Poll::Ready(Ok(())),
@@ -186,11 +256,13 @@ impl<S: fmt::Debug, St: Store<K>, K: fmt::Debug> fmt::Debug for RateLimit<S, St,
             Permit::Idle => "idle",
             Permit::Reserving(_) => "reserving",
             Permit::Waiting => "waiting",
+            Permit::Paused { .. } => "paused",
             Permit::Held => "held",
             Permit::Rejected(_) => "rejected",
         };
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
+            .field("hints_only", &self.shared.hints_only.is_some())
             .field("quota", &self.shared.quota)
             .field("key", &self.shared.key)
             .field("permit", &permit)

@@ -4,6 +4,7 @@ mod client;
 mod concurrency;
 mod exactness;
 mod gcra;
+mod hints_only;
 mod keyed;
 mod server;
 
