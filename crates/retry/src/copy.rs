@@ -3,18 +3,21 @@
 //! Every request the layer sends may have to be sent again, so a copy is made before it goes,
 //! and almost always dropped unused when the first answer is a success. `Request::clone` is the
 //! obvious copy, but it is the most expensive thing the layer does: a `HeaderMap` clone allocates
-//! its index and entry tables, and cloning each header value (or custom name) that was built from
-//! a string turns its buffer into a shared one — one more allocation per value, and atomic
-//! reference counts to take and drop.
+//! its index and entry tables, cloning each header value (or custom name) that was built from a
+//! string turns its buffer into a shared one — one more allocation per value — and every shared
+//! buffer (the URI's parts, the values) costs an atomic reference count to take and another to
+//! drop.
 //!
-//! [`RequestCopy`] keeps the method, URI, version, extensions and body as clones (the URI's
-//! buffers are already shared, so that is a reference count each), and packs every header name
-//! and value into **one** buffer: one allocation for the whole header section, whatever its size.
-//! The `HeaderMap` of a retry is rebuilt from that buffer, its values sharing it (one reference
-//! count each, no copy) — work done only for a request that is actually retried.
+//! [`RequestCopy`] clones the method, version, extensions and body, and packs the URI's text and
+//! every header name and value into **one** buffer: one allocation and no reference count for
+//! the whole request head, whatever its size. The URI and the `HeaderMap` of a retry are parsed
+//! back from that buffer, sharing it (the values are slices of it, no copy) — work done only for
+//! a request that is actually retried.
 //!
-//! Layout of the buffer, one record per (name, value) pair in the map's iteration order (all the
-//! values of a name together, in order, as `HeaderMap::iter` yields them):
+//! Layout of the buffer: the URI as it is written in a request line (absolute form
+//! `scheme://authority/path?query`, authority form, or origin form `/path?query`), then one
+//! record per header (name, value) pair in the map's iteration order (all the values of a name
+//! together, in order, as `HeaderMap::iter` yields them):
 //!
 //! ```text
 //! flags: u8 (bit 0: the value is sensitive) | name length: u16 LE | value length: u32 LE
@@ -25,7 +28,9 @@
 //! request is not copied (it is sent once and never retried). A value whose bytes `HeaderValue`
 //! would not accept (only possible through `HeaderValue::from_maybe_shared_unchecked`) cannot be
 //! rebuilt: the retry is then refused as
-//! [`GiveUp::NotReplayable`](crate::GiveUp::NotReplayable).
+//! [`GiveUp::NotReplayable`](crate::GiveUp::NotReplayable). A URI is parsed back into the same
+//! scheme, authority, path and query (`Uri`'s equality); were it ever not to parse, the retry is
+//! refused the same way, never sent with another URI.
 
 use std::fmt;
 
@@ -38,17 +43,16 @@ const RECORD_HEAD: usize = 1 + 2 + 4;
 /// The flag of a sensitive value.
 const SENSITIVE: u8 = 1;
 
-/// A copy of an `http::Request` kept for a retry: the request line, extensions and body as
-/// clones, and the headers packed into one buffer (see the [module documentation](self)).
+/// A copy of an `http::Request` kept for a retry: the method, version, extensions and body as
+/// clones, the URI and the headers packed into one buffer (see the [module documentation](self)).
 ///
 /// The [`ReplayableRequest::Copy`](crate::ReplayableRequest::Copy) of `http::Request<B>` for a
 /// `Clone` body and of `http::Request<ReplayBody<B>>`.
 pub struct RequestCopy<B> {
     method: Method,
-    uri: Uri,
     version: Version,
     extensions: Extensions,
-    headers: PackedHeaders,
+    packed: Packed,
     body: B,
 }
 
@@ -58,22 +62,22 @@ impl<B> RequestCopy<B> {
     pub(crate) fn new<T>(req: &Request<T>, body: B) -> Option<Self> {
         Some(RequestCopy {
             method: req.method().clone(),
-            uri: req.uri().clone(),
             version: req.version(),
             extensions: req.extensions().clone(),
-            headers: PackedHeaders::pack(req.headers())?,
+            packed: Packed::pack(req.uri(), req.headers())?,
             body,
         })
     }
 
-    /// A request with the copied parts and `body`; `None` if the headers cannot be rebuilt.
+    /// A request with the copied parts and `body`; `None` if the URI or the headers cannot be
+    /// rebuilt.
     pub(crate) fn build<T>(&self, body: T) -> Option<Request<T>> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
+        *req.uri_mut() = self.packed.uri()?;
         *req.version_mut() = self.version;
         *req.extensions_mut() = self.extensions.clone();
-        *req.headers_mut() = self.headers.unpack()?;
+        *req.headers_mut() = self.packed.headers()?;
         Some(req)
     }
 
@@ -82,9 +86,9 @@ impl<B> RequestCopy<B> {
         &self.method
     }
 
-    /// The copied URI.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
+    /// The copied URI, rebuilt; `None` if it cannot be (see the [module documentation](self)).
+    pub fn uri(&self) -> Option<Uri> {
+        self.packed.uri()
     }
 
     /// The copied body.
@@ -92,70 +96,91 @@ impl<B> RequestCopy<B> {
         &self.body
     }
 
-    /// The copied headers, rebuilt (an allocation per table and per value); `None` if they
-    /// cannot be rebuilt (see the [module documentation](self)).
+    /// The copied headers, rebuilt (one allocation per table; the values share the buffer);
+    /// `None` if they cannot be rebuilt (see the [module documentation](self)).
     pub fn headers(&self) -> Option<HeaderMap> {
-        self.headers.unpack()
+        self.packed.headers()
     }
 }
 
 impl<B> fmt::Debug for RequestCopy<B> {
     /// Header values are not shown (they may be credentials).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = self.packed.buf.get(..self.packed.uri_len).unwrap_or_default();
+        let uri = std::str::from_utf8(uri).unwrap_or("?");
         f.debug_struct("RequestCopy")
             .field("method", &self.method)
-            .field("uri", &self.uri)
+            .field("uri", &uri)
             .field("version", &self.version)
-            .field("headers", &self.headers.count)
+            .field("headers", &self.packed.count)
             .finish_non_exhaustive()
     }
 }
 
-/// Header names and values in one buffer.
-struct PackedHeaders {
-    /// A `Bytes` so that the values of a rebuilt map can share it instead of each being copied.
+/// The URI's text, then the header records, in one buffer.
+struct Packed {
+    /// A `Bytes` so that a rebuilt URI and header values can share it instead of copying it.
     buf: Bytes,
-    /// The number of (name, value) records.
+    /// The length of the URI's text at the start of `buf`.
+    uri_len: usize,
+    /// The number of header (name, value) records.
     count: usize,
 }
 
-impl PackedHeaders {
-    fn pack(map: &HeaderMap) -> Option<PackedHeaders> {
-        if map.is_empty() {
-            return Some(PackedHeaders {
-                buf: Bytes::new(),
-                count: 0,
-            });
-        }
-        // Size first, so that the buffer is allocated once and exactly.
-        let mut size = 0usize;
+impl Packed {
+    fn pack(uri: &Uri, map: &HeaderMap) -> Option<Packed> {
+        // The URI as it would be written in absolute, authority or origin form: exactly what
+        // `Uri` parses back into the same scheme, authority, path and query.
+        let scheme = uri.scheme_str();
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let path_and_query = uri.path_and_query().map_or("", |p| p.as_str());
+        let uri_len = scheme.map_or(0, |s| s.len() + 3) + authority.len() + path_and_query.len();
+        // Sizes first, so that the buffer is allocated once and exactly.
+        let mut size = uri_len;
         for (name, value) in map {
-            u32::try_from(value.len()).ok()?;
+            if value.len() > u32::MAX as usize {
+                return None;
+            }
             size = size.checked_add(RECORD_HEAD + name.as_str().len() + value.len())?;
         }
         let mut buf = Vec::with_capacity(size);
+        if let Some(scheme) = scheme {
+            buf.extend_from_slice(scheme.as_bytes());
+            buf.extend_from_slice(b"://");
+        }
+        buf.extend_from_slice(authority.as_bytes());
+        buf.extend_from_slice(path_and_query.as_bytes());
         for (name, value) in map {
             let name = name.as_str().as_bytes();
-            let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
             // `HeaderName` is at most 65,535 bytes long; the value length was checked above.
-            let name_len = u16::try_from(name.len()).ok()?;
-            let value_len = u32::try_from(value.len()).ok()?;
-            buf.push(flags);
-            buf.extend_from_slice(&name_len.to_le_bytes());
-            buf.extend_from_slice(&value_len.to_le_bytes());
+            let [n0, n1] = u16::try_from(name.len()).ok()?.to_le_bytes();
+            let [v0, v1, v2, v3] = u32::try_from(value.len()).ok()?.to_le_bytes();
+            let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
+            buf.extend_from_slice(&[flags, n0, n1, v0, v1, v2, v3]);
             buf.extend_from_slice(name);
             buf.extend_from_slice(value.as_bytes());
         }
         // Exactly sized, so the conversion keeps the allocation.
-        Some(PackedHeaders {
+        Some(Packed {
             buf: Bytes::from(buf),
+            uri_len,
             count: map.len(),
         })
     }
 
-    fn unpack(&self) -> Option<HeaderMap> {
+    fn uri(&self) -> Option<Uri> {
+        if self.uri_len > self.buf.len() {
+            return None;
+        }
+        Uri::from_maybe_shared(self.buf.slice(..self.uri_len)).ok()
+    }
+
+    fn headers(&self) -> Option<HeaderMap> {
+        if self.uri_len > self.buf.len() {
+            return None;
+        }
         let mut map = HeaderMap::with_capacity(self.count);
-        let mut at = 0;
+        let mut at = self.uri_len;
         while at < self.buf.len() {
             let [flags, n0, n1, v0, v1, v2, v3] = *self.buf.get(at..at + RECORD_HEAD)? else {
                 return None;
@@ -220,6 +245,7 @@ mod tests {
         let rebuilt = copy.build(copy.body().clone()).unwrap();
         assert_eq!(rebuilt.method(), req.method());
         assert_eq!(rebuilt.uri(), req.uri());
+        assert_eq!(rebuilt.uri().to_string(), req.uri().to_string());
         assert_eq!(rebuilt.version(), req.version());
         assert_eq!(rebuilt.extensions().get::<u32>(), Some(&7));
         assert_eq!(rebuilt.body(), req.body());
@@ -233,11 +259,13 @@ mod tests {
     }
 
     #[test]
-    fn no_headers_no_buffer() {
-        let req = Request::get("/").body(()).unwrap();
+    fn a_request_without_headers_packs_its_uri_alone() {
+        let req = Request::get("/x?y=1").body(()).unwrap();
         let copy = RequestCopy::new(&req, ()).unwrap();
-        assert!(copy.headers.buf.is_empty());
-        assert!(copy.build(()).unwrap().headers().is_empty());
+        assert_eq!(copy.packed.buf, "/x?y=1");
+        let rebuilt = copy.build(()).unwrap();
+        assert!(rebuilt.headers().is_empty());
+        assert_eq!(rebuilt.uri(), "/x?y=1");
     }
 
     #[test]
@@ -248,26 +276,69 @@ mod tests {
             .body(())
             .unwrap();
         let copy = RequestCopy::new(&req, ()).unwrap();
-        assert_eq!(copy.headers.buf.len(), 2 * RECORD_HEAD + 2 + 4);
+        assert_eq!(copy.packed.buf.len(), 1 + 2 * RECORD_HEAD + 2 + 4);
     }
 
     #[test]
     fn a_corrupt_buffer_is_refused_not_misread() {
         let req = Request::get("/").header("a", "1").body(()).unwrap();
         let mut copy = RequestCopy::new(&req, ()).unwrap();
-        let whole = copy.headers.buf.clone();
+        let whole = copy.packed.buf.clone();
         for cut in 0..whole.len() {
-            copy.headers.buf = whole.slice(..cut);
-            assert_eq!(copy.headers().is_none(), cut > 0, "cut at {cut}");
+            copy.packed.buf = whole.slice(..cut);
+            // Cut inside the URI or inside the record: refused, never a panic or a short map.
+            assert_eq!(copy.headers().is_none(), cut != 1, "cut at {cut}");
+            assert_eq!(copy.uri().is_none(), cut == 0, "cut at {cut}");
+            assert!(!format!("{copy:?}").is_empty());
         }
-        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, b'(']);
-        assert!(copy.build(()).is_none(), "`(` is not a header name byte");
-        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, b'A']);
-        assert!(copy.build(()).is_none(), "names are kept in lower case");
-        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 1, 0, 0, 0, b'a', 0x7f]);
-        assert!(copy.build(()).is_none(), "DEL is not a header value byte");
-        copy.headers.buf = Bytes::from_static(&[0, 1, 0, 0xff, 0xff, 0xff, 0xff, b'a']);
-        assert!(copy.build(()).is_none(), "a length past the end");
+        for (buf, why) in [
+            (&b"/\x00\x01\x00\x00\x00\x00\x00("[..], "`(` is not a header name byte"),
+            (b"/\x00\x01\x00\x00\x00\x00\x00A", "names are kept in lower case"),
+            (b"/\x00\x01\x00\x01\x00\x00\x00a\x7f", "DEL is not a header value byte"),
+            (b"/\x00\x01\x00\xff\xff\xff\xffa", "a length past the end"),
+        ] {
+            copy.packed.buf = Bytes::from_static(buf);
+            assert!(copy.headers().is_none(), "{why}");
+            assert!(copy.build(()).is_none(), "{why}");
+        }
+        copy.packed.buf = Bytes::from_static(b"http://exa mple.com/");
+        copy.packed.uri_len = copy.packed.buf.len();
+        assert!(copy.build(()).is_none(), "a URI that does not parse is refused");
+    }
+
+    #[test]
+    fn every_form_of_uri_is_rebuilt() {
+        for text in [
+            "/",
+            "*",
+            "/a/b?c=d&e=%20f",
+            "/?",
+            "http://example.com",
+            "http://example.com/",
+            "HTTPS://User:Pw@Example.COM:8443/p;q?x#frag",
+            "http://[::1]:8080/v6",
+            "http://127.0.0.1/",
+            "example.com:443",
+            "custom+scheme://host/x",
+        ] {
+            let uri: Uri = text.parse().unwrap();
+            let req = Request::builder().uri(uri.clone()).body(()).unwrap();
+            let copy = RequestCopy::new(&req, ()).unwrap();
+            let rebuilt = copy.uri().unwrap();
+            assert_eq!(rebuilt, uri, "{text}");
+            assert_eq!(rebuilt.to_string(), uri.to_string(), "{text}");
+            assert_eq!(rebuilt.path_and_query(), uri.path_and_query(), "{text}");
+            assert_eq!(rebuilt.authority(), uri.authority(), "{text}");
+        }
+        // Built from parts rather than parsed.
+        let uri = Uri::builder()
+            .scheme("https")
+            .authority("api.example.com")
+            .path_and_query("/v1?k=v")
+            .build()
+            .unwrap();
+        let req = Request::builder().uri(uri.clone()).body(()).unwrap();
+        assert_eq!(RequestCopy::new(&req, ()).unwrap().uri().unwrap(), uri);
     }
 
     #[test]
@@ -300,8 +371,52 @@ mod tests {
         })
     }
 
+    fn uri() -> impl Strategy<Value = String> {
+        let path = "(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,12}){0,4}";
+        let query = proptest::option::of("[a-zA-Z0-9._~%!$&'()*+,;=:@/?-]{0,20}");
+        let host = prop_oneof![
+            "[a-z][a-z0-9-]{0,15}(\\.[a-z][a-z0-9-]{0,10}){0,3}",
+            Just("[::1]".to_string()),
+            Just("10.0.0.1".to_string()),
+        ];
+        let port = proptest::option::of(1u16..);
+        (
+            proptest::option::of(prop_oneof![Just("http"), Just("https"), Just("ws")]),
+            host,
+            port,
+            path,
+            query,
+        )
+            .prop_map(|(scheme, host, port, path, query)| {
+                let mut uri = String::new();
+                if let Some(scheme) = scheme {
+                    uri.push_str(scheme);
+                    uri.push_str("://");
+                    uri.push_str(&host);
+                    if let Some(port) = port {
+                        uri.push_str(&format!(":{port}"));
+                    }
+                }
+                uri.push_str(if path.is_empty() { "/" } else { &path });
+                if let Some(q) = query {
+                    uri.push('?');
+                    uri.push_str(&q);
+                }
+                uri
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_uri_round_trips(text in uri()) {
+            let uri: Uri = text.parse().unwrap();
+            let req = Request::builder().uri(uri.clone()).body(()).unwrap();
+            let rebuilt = RequestCopy::new(&req, ()).unwrap().uri().unwrap();
+            prop_assert_eq!(&rebuilt, &uri);
+            prop_assert_eq!(rebuilt.to_string(), uri.to_string());
+        }
 
         #[test]
         fn any_header_map_round_trips(map in header_map()) {
