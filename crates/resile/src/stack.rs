@@ -14,8 +14,11 @@
 //!   counts every failure the server produced and sees recovery on the first good attempt. When
 //!   the breaker is open its error, [`BreakerOpen`](resile_breaker::BreakerOpen), carries
 //!   [`LocalRejection`](resile_classify::LocalRejection) in its source chain, which the retry
-//!   layer never retries: an open breaker is not hammered by retries. (A retry layer inside the
-//!   breaker would send several attempts per breaker decision and hide the failures from it.)
+//!   layer does not retry: an open breaker is not hammered by retries. (The one exception: a
+//!   retry policy with a [`deadline`](resile_retry::RetryPolicyBuilder::deadline) waits for the
+//!   breaker's next probe when it comes before the deadline, and tries once more then.) A retry
+//!   layer inside the breaker would send several attempts per breaker decision and hide the
+//!   failures from it.
 //! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
 //!   never push the client past its quota (when the limiter has one), and a pause a `429` asked
 //!   for holds retries back too.

@@ -106,7 +106,11 @@ impl<B> RequestCopy<B> {
 impl<B> fmt::Debug for RequestCopy<B> {
     /// Header values are not shown (they may be credentials).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uri = self.packed.buf.get(..self.packed.uri_len).unwrap_or_default();
+        let uri = self
+            .packed
+            .buf
+            .get(..self.packed.uri_len)
+            .unwrap_or_default();
         let uri = std::str::from_utf8(uri).unwrap_or("?");
         f.debug_struct("RequestCopy")
             .field("method", &self.method)
@@ -292,9 +296,18 @@ mod tests {
             assert!(!format!("{copy:?}").is_empty());
         }
         for (buf, why) in [
-            (&b"/\x00\x01\x00\x00\x00\x00\x00("[..], "`(` is not a header name byte"),
-            (b"/\x00\x01\x00\x00\x00\x00\x00A", "names are kept in lower case"),
-            (b"/\x00\x01\x00\x01\x00\x00\x00a\x7f", "DEL is not a header value byte"),
+            (
+                &b"/\x00\x01\x00\x00\x00\x00\x00("[..],
+                "`(` is not a header name byte",
+            ),
+            (
+                b"/\x00\x01\x00\x00\x00\x00\x00A",
+                "names are kept in lower case",
+            ),
+            (
+                b"/\x00\x01\x00\x01\x00\x00\x00a\x7f",
+                "DEL is not a header value byte",
+            ),
             (b"/\x00\x01\x00\xff\xff\xff\xffa", "a length past the end"),
         ] {
             copy.packed.buf = Bytes::from_static(buf);
@@ -303,7 +316,10 @@ mod tests {
         }
         copy.packed.buf = Bytes::from_static(b"http://exa mple.com/");
         copy.packed.uri_len = copy.packed.buf.len();
-        assert!(copy.build(()).is_none(), "a URI that does not parse is refused");
+        assert!(
+            copy.build(()).is_none(),
+            "a URI that does not parse is refused"
+        );
     }
 
     #[test]
