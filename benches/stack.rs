@@ -18,7 +18,10 @@
 //! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
 //! `200 ok`; a hyper-util client with a keep-alive pool sends requests and reads each whole
 //! response. Each iteration sends 64 requests, one after the other (`sequential`) or 64 at once
-//! (`concurrent`); criterion reports requests per second (throughput in elements).
+//! (`concurrent`); criterion reports requests per second (throughput in elements). Contenders:
+//! `bare`, `full_stack` (the defaults), and two references: `bare_timeout` (the bare client with
+//! the stack's per-attempt timeout alone: the tokio timer any client with a timeout registers per
+//! request) and `full_stack_no_timeout`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -31,8 +34,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
 use resile_benches::contenders::{self, bench_driven, drive, request, Ok200, Req};
-use resile_retry::ReplayableRequest;
+use resile_retry::{AttemptTimeoutLayer, ReplayableRequest};
 use tower::{Layer, Service, ServiceExt};
 
 fn in_process(c: &mut Criterion) {
@@ -183,9 +187,25 @@ fn hyper_loopback(c: &mut Criterion) {
         let _enter = rt.enter();
         stack.layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
     };
-    // Warm both pools.
+    // The bare client with the stack's per-attempt timeout alone: the timer any client with a
+    // timeout pays (one tokio timer registered and cancelled per request sent).
+    let bare_timeout = {
+        let _enter = rt.enter();
+        AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT)
+            .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+    };
+    // The same stack without its per-attempt timeout: what the timer costs over sockets.
+    let no_timeout = {
+        let _enter = rt.enter();
+        resile::stack::http_client()
+            .no_attempt_timeout()
+            .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+    };
+    // Warm the pools.
     rt.block_on(send_batch(&bare, &uri, true));
     rt.block_on(send_batch(&full, &uri, true));
+    rt.block_on(send_batch(&no_timeout, &uri, true));
+    rt.block_on(send_batch(&bare_timeout, &uri, true));
 
     let mut group = c.benchmark_group("stack/hyper_loopback");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -195,6 +215,12 @@ fn hyper_loopback(c: &mut Criterion) {
         });
         group.bench_function(format!("full_stack_{mode}"), |b| {
             b.iter(|| rt.block_on(send_batch(&full, &uri, concurrent)))
+        });
+        group.bench_function(format!("bare_timeout_{mode}"), |b| {
+            b.iter(|| rt.block_on(send_batch(&bare_timeout, &uri, concurrent)))
+        });
+        group.bench_function(format!("full_stack_no_timeout_{mode}"), |b| {
+            b.iter(|| rt.block_on(send_batch(&no_timeout, &uri, concurrent)))
         });
     }
     group.finish();
