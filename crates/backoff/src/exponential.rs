@@ -347,12 +347,12 @@ fn scale(r: u64, n: u64) -> u64 {
 }
 
 /// A random generator for one backoff: seeded, or seeded from the thread-local generator.
-fn new_rng(seed: Option<u64>) -> fastrand::Rng {
+pub(crate) fn new_rng(seed: Option<u64>) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed.unwrap_or_else(|| fastrand::u64(..)))
 }
 
 /// `nanos` (finite, >= 0) rounded to the nearest nanosecond, saturating at [`Duration::MAX`].
-fn f64_to_duration(nanos: f64) -> Duration {
+pub(crate) fn f64_to_duration(nanos: f64) -> Duration {
     const NANOS_PER_SEC: u128 = 1_000_000_000;
     let rounded = nanos + 0.5;
     if rounded < TWO_POW_64 {

@@ -9,6 +9,8 @@
 //!
 //! - [`Exponential`]: `initial × multiplier^n`, randomised by a [`Jitter`], capped at
 //!   `max_delay`, built and checked by [`Exponential::builder`];
+//! - [`SmoothDecorrelated`]: decorrelated jitter on a smooth exponential curve (Polly's "V2"),
+//!   whose delays double in median while each client's retries stay spread out;
 //! - [`Constant`]: the same delay every time.
 //!
 //! Every backoff is also an [`Iterator`] over [`Duration`]s.
@@ -81,12 +83,14 @@ mod error;
 mod exponential;
 #[cfg(feature = "tokio")]
 mod retry;
+mod smooth;
 
 pub use constant::Constant;
 pub use error::BuildError;
 pub use exponential::{Exponential, ExponentialBuilder, Jitter};
 #[cfg(feature = "tokio")]
 pub use retry::{retry, NoNotify, Retry, RetryAnyError};
+pub use smooth::{SmoothDecorrelated, SmoothDecorrelatedBuilder};
 
 /// A source of retry delays.
 ///

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use resile_backoff::{Backoff, BuildError, Constant, Exponential, ExponentialBuilder, Jitter};
+use resile_backoff::{
+    Backoff, BuildError, Constant, Exponential, ExponentialBuilder, Jitter, SmoothDecorrelated,
+};
 
 /// How many delays each case draws when the backoff has no retry limit.
 const DRAWS: usize = 64;
@@ -321,5 +323,38 @@ proptest! {
         prop_assert_eq!(backoff.next_delay(), None);
         backoff.reset();
         prop_assert_eq!(backoff.by_ref().count(), retries as usize);
+    }
+
+    /// SmoothDecorrelated: every delay within the cap, exactly n delays, refusals as typed
+    /// errors, the same sequence for the same seed — over arbitrary medians and caps.
+    #[test]
+    fn smooth_decorrelated_caps_counts_and_seeds(
+        median in duration(),
+        cap in duration(),
+        retries in 0u32..=40,
+        seed in any::<u64>(),
+    ) {
+        let builder = SmoothDecorrelated::builder()
+            .median_first(median)
+            .max_delay(cap)
+            .max_retries(retries)
+            .seed(seed);
+        match builder.build() {
+            Err(e) => {
+                prop_assert!(cap < median);
+                prop_assert_eq!(e, BuildError::MaxDelayBelowInitial { initial: median, max_delay: cap });
+            }
+            Ok(mut backoff) => {
+                let delays: Vec<Duration> = backoff.by_ref().take(1_000).collect();
+                prop_assert_eq!(delays.len(), retries as usize);
+                prop_assert!(delays.iter().all(|d| *d <= cap));
+                prop_assert_eq!(backoff.next_delay(), None);
+                prop_assert_eq!(delays, builder.build().unwrap().collect::<Vec<_>>());
+            }
+        }
+        let mut unlimited = builder.no_max_retries().build();
+        if let Ok(b) = &mut unlimited {
+            prop_assert!(b.by_ref().take(DRAWS).all(|d| d <= cap));
+        }
     }
 }
