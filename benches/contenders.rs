@@ -61,7 +61,7 @@ impl Service<Req> for Ok200 {
 
 /// A service that answers `503` and `200` in turn (`503` first), shared by its clones: through
 /// a retry layer that retries at once, every request takes exactly one retry.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Flaky503 {
     fail_next: Rc<Cell<bool>>,
 }
@@ -72,6 +72,12 @@ impl Flaky503 {
         Flaky503 {
             fail_next: Rc::new(Cell::new(true)),
         }
+    }
+}
+
+impl Default for Flaky503 {
+    fn default() -> Self {
+        Flaky503::new()
     }
 }
 

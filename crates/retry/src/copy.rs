@@ -14,10 +14,10 @@
 //! back from that buffer, sharing it (the values are slices of it, no copy) — work done only for
 //! a request that is actually retried.
 //!
-//! Layout of the buffer: the URI as it is written in a request line (absolute form
-//! `scheme://authority/path?query`, authority form, or origin form `/path?query`), then one
-//! record per header (name, value) pair in the map's iteration order (all the values of a name
-//! together, in order, as `HeaderMap::iter` yields them):
+//! Layout of the buffer: the URI's scheme, authority, and path and query, one after the other
+//! (their lengths kept beside the buffer; each may be empty, as in a `Uri`), then one record per
+//! header (name, value) pair in the map's iteration order (all the values of a name together, in
+//! order, as `HeaderMap::iter` yields them):
 //!
 //! ```text
 //! flags: u8 (bit 0: the value is sensitive) | name length: u16 LE | value length: u32 LE
@@ -28,14 +28,16 @@
 //! request is not copied (it is sent once and never retried). A value whose bytes `HeaderValue`
 //! would not accept (only possible through `HeaderValue::from_maybe_shared_unchecked`) cannot be
 //! rebuilt: the retry is then refused as
-//! [`GiveUp::NotReplayable`](crate::GiveUp::NotReplayable). A URI is parsed back into the same
-//! scheme, authority, path and query (`Uri`'s equality); were it ever not to parse, the retry is
-//! refused the same way, never sent with another URI.
+//! [`GiveUp::NotReplayable`](crate::GiveUp::NotReplayable). The URI is rebuilt from its three
+//! parts with `Uri::from_parts`, so any URI `http` can hold, parsed or built from parts, comes
+//! back with the same scheme, authority, path and query; were a part ever not to parse back, the
+//! retry is refused the same way, never sent with another URI.
 
 use std::fmt;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
 /// Bytes of a record before the name: flags, name length, value length.
@@ -106,12 +108,7 @@ impl<B> RequestCopy<B> {
 impl<B> fmt::Debug for RequestCopy<B> {
     /// Header values are not shown (they may be credentials).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uri = self
-            .packed
-            .buf
-            .get(..self.packed.uri_len)
-            .unwrap_or_default();
-        let uri = std::str::from_utf8(uri).unwrap_or("?");
+        let uri = self.packed.uri();
         f.debug_struct("RequestCopy")
             .field("method", &self.method)
             .field("uri", &uri)
@@ -121,24 +118,32 @@ impl<B> fmt::Debug for RequestCopy<B> {
     }
 }
 
-/// The URI's text, then the header records, in one buffer.
+/// The URI's parts, then the header records, in one buffer.
 struct Packed {
     /// A `Bytes` so that a rebuilt URI and header values can share it instead of copying it.
     buf: Bytes,
-    /// The length of the URI's text at the start of `buf`.
+    /// The scheme's text at the start of `buf` (`0`: none) ...
+    scheme_len: usize,
+    /// ... then the authority's (`0`: none) ...
+    authority_len: usize,
+    /// ... then the path and query's: the URI ends here, the header records begin.
     uri_len: usize,
     /// The number of header (name, value) records.
     count: usize,
+    /// The number of distinct header names.
+    keys: usize,
 }
 
 impl Packed {
     fn pack(uri: &Uri, map: &HeaderMap) -> Option<Packed> {
-        // The URI as it would be written in absolute, authority or origin form: exactly what
-        // `Uri` parses back into the same scheme, authority, path and query.
-        let scheme = uri.scheme_str();
+        // The URI's three parts as `Uri` holds them; rebuilt with `Uri::from_parts`, so every
+        // URI `http` can hold (parsed or built from parts) comes back the same.
+        let scheme = uri.scheme_str().unwrap_or("");
         let authority = uri.authority().map_or("", |a| a.as_str());
         let path_and_query = uri.path_and_query().map_or("", |p| p.as_str());
-        let uri_len = scheme.map_or(0, |s| s.len() + 3) + authority.len() + path_and_query.len();
+        let scheme_len = scheme.len();
+        let authority_len = authority.len();
+        let uri_len = scheme_len + authority_len + path_and_query.len();
         // Sizes first, so that the buffer is allocated once and exactly.
         let mut size = uri_len;
         for (name, value) in map {
@@ -148,10 +153,7 @@ impl Packed {
             size = size.checked_add(RECORD_HEAD + name.as_str().len() + value.len())?;
         }
         let mut buf = Vec::with_capacity(size);
-        if let Some(scheme) = scheme {
-            buf.extend_from_slice(scheme.as_bytes());
-            buf.extend_from_slice(b"://");
-        }
+        buf.extend_from_slice(scheme.as_bytes());
         buf.extend_from_slice(authority.as_bytes());
         buf.extend_from_slice(path_and_query.as_bytes());
         for (name, value) in map {
@@ -167,23 +169,42 @@ impl Packed {
         // Exactly sized, so the conversion keeps the allocation.
         Some(Packed {
             buf: Bytes::from(buf),
+            scheme_len,
+            authority_len,
             uri_len,
             count: map.len(),
+            keys: map.keys_len(),
         })
     }
 
     fn uri(&self) -> Option<Uri> {
-        if self.uri_len > self.buf.len() {
+        let authority_end = self.scheme_len.checked_add(self.authority_len)?;
+        if self.uri_len > self.buf.len() || authority_end > self.uri_len {
             return None;
         }
-        Uri::from_maybe_shared(self.buf.slice(..self.uri_len)).ok()
+        let mut parts = http::uri::Parts::default();
+        if self.scheme_len > 0 {
+            parts.scheme = Some(Scheme::try_from(&self.buf[..self.scheme_len]).ok()?);
+        }
+        if self.authority_len > 0 {
+            let authority = self.buf.slice(self.scheme_len..authority_end);
+            parts.authority = Some(Authority::from_maybe_shared(authority).ok()?);
+        }
+        // `Uri` has a path and query unless it is in authority form.
+        if self.scheme_len > 0 || self.authority_len == 0 {
+            let path_and_query = self.buf.slice(authority_end..self.uri_len);
+            parts.path_and_query = Some(PathAndQuery::from_maybe_shared(path_and_query).ok()?);
+        }
+        Uri::from_parts(parts).ok()
     }
 
     fn headers(&self) -> Option<HeaderMap> {
         if self.uri_len > self.buf.len() {
             return None;
         }
-        let mut map = HeaderMap::with_capacity(self.count);
+        // Sized by distinct names (at most the original's), never by values: `with_capacity`
+        // panics past `HeaderMap`'s maximum, which repeated values of one name can exceed.
+        let mut map = HeaderMap::try_with_capacity(self.keys).ok()?;
         let mut at = self.uri_len;
         while at < self.buf.len() {
             let [flags, n0, n1, v0, v1, v2, v3] = *self.buf.get(at..at + RECORD_HEAD)? else {
@@ -201,10 +222,11 @@ impl Packed {
             // The values share the buffer: one reference count each, no copy.
             let mut value = HeaderValue::from_maybe_shared(self.buf.slice(value_at..end)).ok()?;
             value.set_sensitive(flags & SENSITIVE != 0);
-            map.append(name, value);
+            map.try_append(name, value).ok()?;
             at = end;
         }
-        Some(map)
+        // Every record read back, none missing.
+        (map.len() == self.count).then_some(map)
     }
 }
 
@@ -291,8 +313,9 @@ mod tests {
         for cut in 0..whole.len() {
             copy.packed.buf = whole.slice(..cut);
             // Cut inside the URI or inside the record: refused, never a panic or a short map.
-            assert_eq!(copy.headers().is_none(), cut != 1, "cut at {cut}");
+            assert!(copy.headers().is_none(), "cut at {cut}");
             assert_eq!(copy.uri().is_none(), cut == 0, "cut at {cut}");
+            assert!(copy.build(()).is_none(), "cut at {cut}");
             assert!(!format!("{copy:?}").is_empty());
         }
         for (buf, why) in [
@@ -314,12 +337,16 @@ mod tests {
             assert!(copy.headers().is_none(), "{why}");
             assert!(copy.build(()).is_none(), "{why}");
         }
-        copy.packed.buf = Bytes::from_static(b"http://exa mple.com/");
+        copy.packed.buf = Bytes::from_static(b"httpexa mple.com/");
+        (copy.packed.scheme_len, copy.packed.authority_len) = (4, 12);
         copy.packed.uri_len = copy.packed.buf.len();
+        copy.packed.count = 0;
         assert!(
-            copy.build(()).is_none(),
-            "a URI that does not parse is refused"
+            copy.uri().is_none(),
+            "an authority that does not parse is refused"
         );
+        (copy.packed.scheme_len, copy.packed.authority_len) = (4, 40);
+        assert!(copy.uri().is_none(), "lengths past the URI are refused");
     }
 
     #[test]
@@ -346,15 +373,52 @@ mod tests {
             assert_eq!(rebuilt.path_and_query(), uri.path_and_query(), "{text}");
             assert_eq!(rebuilt.authority(), uri.authority(), "{text}");
         }
-        // Built from parts rather than parsed.
-        let uri = Uri::builder()
-            .scheme("https")
-            .authority("api.example.com")
-            .path_and_query("/v1?k=v")
-            .build()
-            .unwrap();
-        let req = Request::builder().uri(uri.clone()).body(()).unwrap();
-        assert_eq!(RequestCopy::new(&req, ()).unwrap().uri().unwrap(), uri);
+        // Built from parts, including what no parse would produce.
+        // Parts of 60,000 and 8,000 bytes: longer together than a URI `Uri` would parse.
+        let long = format!("/{}", "a".repeat(60_000));
+        let host = format!("{}.example", "h".repeat(8_000));
+        let built = [
+            ("https", "api.example.com", "/v1?k=v"),
+            ("http", "example.com", "*"),
+            ("", "", "?x=1"),
+            ("", "", "*"),
+            ("http", &host, &long),
+        ];
+        for (scheme, authority, path_and_query) in built {
+            let mut parts = http::uri::Parts::default();
+            if !scheme.is_empty() {
+                parts.scheme = Some(scheme.parse().unwrap());
+                parts.authority = Some(authority.parse().unwrap());
+            }
+            parts.path_and_query = Some(
+                PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(path_and_query.as_bytes()))
+                    .unwrap(),
+            );
+            let uri = Uri::from_parts(parts).unwrap();
+            let req = Request::builder().uri(uri.clone()).body(()).unwrap();
+            let rebuilt = RequestCopy::new(&req, ()).unwrap().uri().unwrap();
+            let what = &path_and_query[..path_and_query.len().min(20)];
+            assert_eq!(rebuilt, uri, "{scheme} {authority} {what}");
+            assert_eq!(rebuilt.host(), uri.host(), "{what}");
+            assert_eq!(rebuilt.path_and_query(), uri.path_and_query(), "{what}");
+        }
+    }
+
+    #[test]
+    fn thousands_of_values_of_one_name_are_rebuilt_without_a_panic() {
+        // More values than `HeaderMap::with_capacity` accepts as a capacity.
+        let mut req = Request::get("/").body(()).unwrap();
+        for i in 0..30_000u32 {
+            req.headers_mut().append("cookie", HeaderValue::from(i));
+        }
+        let copy = RequestCopy::new(&req, ()).unwrap();
+        let rebuilt = copy.build(()).unwrap();
+        assert_eq!(rebuilt.headers().len(), 30_000);
+        assert!(rebuilt
+            .headers()
+            .get_all("cookie")
+            .iter()
+            .eq(req.headers().get_all("cookie").iter()));
     }
 
     #[test]

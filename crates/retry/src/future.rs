@@ -139,7 +139,11 @@ where
                         )
                     };
                     match decision {
-                        Decision::Return => return Poll::Ready(result),
+                        Decision::Return => {
+                            // A request built for a retry that was then refused.
+                            *this.next = None;
+                            return Poll::Ready(result);
+                        }
                         Decision::Retry(None) => {
                             drop(result);
                             this.state.set(State::Ready);

@@ -280,7 +280,10 @@ impl<B> RetryPolicyBuilder<B> {
     /// With a deadline, a request an open circuit breaker below this layer refused is retried
     /// when the breaker's next probe comes before the deadline (and within
     /// [`max_wait`](Self::max_wait)): the layer waits for the probe, as for a server's hint, and
-    /// tries again; the retry counts against the backoff's retries and the budget like any other.
+    /// tries again; the retry counts against the backoff's retries (not against the budget: a
+    /// request waiting for the breaker puts no load on the server). At the probe moment the
+    /// breaker lets its probe (one by default) through; requests arriving after it find the
+    /// breaker half-open with no probe slot and no moment to wait for, and return its error.
     /// Without a deadline such a request is returned at once (the breaker's error).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
@@ -502,7 +505,14 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             }
             (!wait.is_zero()).then_some(at)
         };
-        if let Some(budget) = &self.budget {
+        // A request refused locally (waiting for an open breaker's probe) puts no load on the
+        // server while it waits, and only a probe's worth passes the breaker: it does not spend
+        // the budget that protects the server from retries.
+        if let Some(budget) = self
+            .budget
+            .as_ref()
+            .filter(|_| class.kind != OutcomeKind::Rejected)
+        {
             if !budget.try_withdraw() {
                 return give_up(GiveUp::BudgetExhausted);
             }

@@ -606,6 +606,39 @@ async fn retries_after_rejections_count_against_the_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn waiting_for_a_breaker_does_not_spend_the_budget() {
+    // An empty budget: no retry of a server failure is allowed.
+    let budget = RetryBudget::builder()
+        .ratio_percent(0)
+        .min_retries_per_second(0)
+        .build()
+        .unwrap();
+    let events = Events::default();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .budget(budget.clone())
+            .deadline(Duration::from_secs(5)),
+    );
+    let (task, mut handle, svc) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(200));
+    // Retried after the probe wait, budget or not.
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(respond(200));
+    assert_eq!(task.await.unwrap().unwrap().status(), 200);
+    assert_eq!(budget.available_retries(), 0);
+
+    // A 503 with the same empty budget is not retried.
+    let task = tokio::spawn(svc.clone().oneshot(get()));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(respond(503));
+    assert_eq!(task.await.unwrap().unwrap().status(), 503);
+    assert_no_more_attempts(&mut handle);
+    assert_eq!(events.give_ups(), vec![GiveUp::BudgetExhausted]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn success_and_client_errors_are_returned_as_they_are() {
     for status in [200, 204, 301, 400, 404, 501] {
         let policy = RetryPolicy::builder().backoff(constant(10, 3)).build();
