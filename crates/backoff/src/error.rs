@@ -54,3 +54,19 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+impl BuildError {
+    /// The checks every strategy makes of its starting delay and its cap.
+    pub(crate) fn check_initial_and_cap(
+        initial: Duration,
+        max_delay: Duration,
+    ) -> Result<(), BuildError> {
+        if initial.is_zero() {
+            return Err(BuildError::ZeroInitial);
+        }
+        if max_delay < initial {
+            return Err(BuildError::MaxDelayBelowInitial { initial, max_delay });
+        }
+        Ok(())
+    }
+}

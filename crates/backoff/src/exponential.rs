@@ -141,15 +141,7 @@ impl ExponentialBuilder {
                 multiplier: self.multiplier,
             });
         }
-        if self.initial.is_zero() {
-            return Err(BuildError::ZeroInitial);
-        }
-        if self.max_delay < self.initial {
-            return Err(BuildError::MaxDelayBelowInitial {
-                initial: self.initial,
-                max_delay: self.max_delay,
-            });
-        }
+        BuildError::check_initial_and_cap(self.initial, self.max_delay)?;
         Ok(Exponential::from_checked(self))
     }
 }

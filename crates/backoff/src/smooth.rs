@@ -211,15 +211,7 @@ impl SmoothDecorrelatedBuilder {
     /// [`BuildError::ZeroInitial`] for a zero median, [`BuildError::MaxDelayBelowInitial`] for a
     /// cap below the median (the median first delay plays the part of the initial delay).
     pub fn build(&self) -> Result<SmoothDecorrelated, BuildError> {
-        if self.median_first.is_zero() {
-            return Err(BuildError::ZeroInitial);
-        }
-        if self.max_delay < self.median_first {
-            return Err(BuildError::MaxDelayBelowInitial {
-                initial: self.median_first,
-                max_delay: self.max_delay,
-            });
-        }
+        BuildError::check_initial_and_cap(self.median_first, self.max_delay)?;
         Ok(SmoothDecorrelated {
             scale: self.median_first.as_nanos() as f64 * median_scale(),
             max_delay: self.max_delay,
