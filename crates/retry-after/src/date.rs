@@ -133,6 +133,26 @@ struct Fields {
 }
 
 impl Fields {
+    /// The fields a bytewise parser read, the day name given as the index of a weekday.
+    #[inline]
+    fn parsed(
+        year: u32,
+        month: u32,
+        day: u32,
+        (hour, minute, second): (u32, u32, u32),
+        weekday: u32,
+    ) -> Fields {
+        Fields {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            day_name: DAY_NAMES_PACKED[weekday as usize],
+        }
+    }
+
     /// Validates the calendar date, the time of day and the day name; seconds from the epoch.
     #[inline]
     fn to_unix_secs(self) -> Result<i64, Kind> {
@@ -450,16 +470,7 @@ fn imf_fixdate_bytewise(s: &[u8]) -> Result<i64, Kind> {
         return Err(Kind::InvalidDate);
     };
     zone(&s[25..])?;
-    Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        day_name: DAY_NAMES_PACKED[weekday as usize],
-    }
-    .to_unix_secs()
+    Fields::parsed(year, month, day, (hour, minute, second), weekday).to_unix_secs()
 }
 
 /// asctime, `Sun Nov  6 08:49:37 1994` (or `Sun Nov 06 ...`): 24 bytes, no zone (GMT implied).
@@ -486,16 +497,7 @@ fn asctime(s: &[u8]) -> Result<i64, Kind> {
     ) else {
         return Err(Kind::InvalidDate);
     };
-    Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        day_name: DAY_NAMES_PACKED[weekday as usize],
-    }
-    .to_unix_secs()
+    Fields::parsed(year, month, day, (hour, minute, second), weekday).to_unix_secs()
 }
 
 /// RFC 850, `Sunday, 06-Nov-94 08:49:37 GMT`, the two-digit year resolved against `now`.
@@ -532,16 +534,7 @@ fn rfc850(s: &[u8], now: impl FnOnce() -> SystemTime) -> Result<i64, Kind> {
     };
     zone(&s[20..])?;
     let year = resolve_two_digit_year(yy, (month, day, hour, minute, second), now())?;
-    Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        day_name: DAY_NAMES_PACKED[weekday as usize],
-    }
-    .to_unix_secs()
+    Fields::parsed(year, month, day, (hour, minute, second), weekday).to_unix_secs()
 }
 
 /// RFC 9110 §5.6.7: "Recipients of a timestamp value in rfc850-date format, which uses a
