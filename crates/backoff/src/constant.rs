@@ -82,18 +82,7 @@ impl Backoff for Constant {
     }
 }
 
-impl Iterator for Constant {
-    type Item = Duration;
-
-    #[inline]
-    fn next(&mut self) -> Option<Duration> {
-        self.next_delay()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        crate::remaining(self.max_retries, self.attempts)
-    }
-}
+crate::backoff_iterator!(Constant);
 
 #[cfg(test)]
 mod tests {

@@ -406,18 +406,7 @@ impl Backoff for Exponential {
     }
 }
 
-impl Iterator for Exponential {
-    type Item = Duration;
-
-    #[inline]
-    fn next(&mut self) -> Option<Duration> {
-        self.next_delay()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        crate::remaining(self.max_retries, self.attempts)
-    }
-}
+crate::backoff_iterator!(Exponential);
 
 impl Clone for Exponential {
     /// An unseeded backoff's clone draws a fresh seed (its own jitter); a seeded backoff's clone

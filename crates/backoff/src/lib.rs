@@ -130,6 +130,26 @@ impl<B: Backoff + ?Sized> Backoff for Box<B> {
     }
 }
 
+/// `Iterator` for a strategy with `max_retries: Option<u32>` and `attempts: u32` fields: the
+/// iterator is `next_delay`, with an exact `size_hint` when the retries are limited.
+macro_rules! backoff_iterator {
+    ($t:ty) => {
+        impl Iterator for $t {
+            type Item = std::time::Duration;
+
+            #[inline]
+            fn next(&mut self) -> Option<std::time::Duration> {
+                $crate::Backoff::next_delay(self)
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                $crate::remaining(self.max_retries, self.attempts)
+            }
+        }
+    };
+}
+pub(crate) use backoff_iterator;
+
 /// The `size_hint` of a strategy that has made `attempts` of at most `max_retries` delays.
 fn remaining(max_retries: Option<u32>, attempts: u32) -> (usize, Option<usize>) {
     match max_retries {

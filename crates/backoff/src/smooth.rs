@@ -151,17 +151,7 @@ impl Backoff for SmoothDecorrelated {
     }
 }
 
-impl Iterator for SmoothDecorrelated {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        self.next_delay()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        crate::remaining(self.max_retries, self.attempts)
-    }
-}
+crate::backoff_iterator!(SmoothDecorrelated);
 
 /// Builds a [`SmoothDecorrelated`]; checks the configuration in [`build`](Self::build).
 #[derive(Debug, Clone)]

@@ -33,11 +33,10 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // A clone of the inner service for the retries; `None` when the request cannot be
-        // replayed (it is then sent once).
-        service: Option<S>,
-        // The copy of the request made before the first attempt, which retries are built from.
-        copy: Option<Req::Copy>,
+        // A clone of the inner service for the retries and the copy of the request made before
+        // the first attempt, which retries are built from; `None` when the request cannot be
+        // copied (it is then sent once).
+        replay: Option<(S, Req::Copy)>,
         // The request of the next attempt, built from the copy when a retry is decided (boxed:
         // only retried requests have one).
         next: Option<Box<Req>>,
@@ -69,15 +68,13 @@ where
 {
     pub(crate) fn new(
         future: S::Future,
-        service: Option<S>,
-        copy: Option<Req::Copy>,
+        replay: Option<(S, Req::Copy)>,
         policy: Arc<PolicyInner<B>>,
         deadline: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            service,
-            copy,
+            replay,
             next: None,
             policy,
             backoff: None,
@@ -121,7 +118,7 @@ where
                             Err(err) => Outcome::error(&**err),
                         };
                         let policy = &**this.policy;
-                        let copy = this.copy.as_ref().filter(|_| this.service.is_some());
+                        let copy = this.replay.as_ref().map(|(_, copy)| copy);
                         let next = &mut *this.next;
                         policy.decide(
                             outcome,
@@ -161,9 +158,9 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    // `decide` only retries when both the service and the copy are there.
-                    let Some(service) = this.service.as_mut() else {
-                        unreachable!("resile-retry: retry decided without a service");
+                    // `decide` only retries a request built from the copy, kept with the service.
+                    let Some((service, _)) = this.replay.as_mut() else {
+                        unreachable!("resile-retry: retry decided without a copy");
                     };
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
@@ -199,7 +196,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("attempt", &self.attempt)
-            .field("replayable", &self.copy.is_some())
+            .field("replayable", &self.replay.is_some())
             .field("deadline", &self.deadline)
             .finish()
     }

@@ -104,9 +104,8 @@ where
         }
         let deadline = policy.deadline.and_then(|d| Instant::now().checked_add(d));
         // The copy for a retry is made before the request is sent.
-        let copy = req.try_copy();
-        let service = copy.as_ref().map(|_| self.inner.clone());
+        let replay = req.try_copy().map(|copy| (self.inner.clone(), copy));
         let future = self.inner.call(req);
-        ResponseFuture::new(future, service, copy, policy.clone(), deadline)
+        ResponseFuture::new(future, replay, policy.clone(), deadline)
     }
 }
