@@ -101,15 +101,18 @@ fn sleep_until(sleep: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) {
     }
 }
 
-/// Hints-only: the permit state for a request that found the pause word at `until` (nonzero),
-/// having first waited at `started` (if it already has).
+/// Hints-only: the permit state for a request, having first waited at `started` (if it already
+/// has). While no pause is in force this is one atomic load: no clock read, nothing written.
 fn hold_for_pause<F>(
     pause: &ServerPause,
-    until: u64,
     started: Option<Instant>,
     max_wait: Duration,
     sleep: &mut Option<Pin<Box<Sleep>>>,
 ) -> Permit<F> {
+    let until = pause.until();
+    if until == 0 {
+        return Permit::Held;
+    }
     let now = Instant::now();
     match pause.check(until, now) {
         PauseCheck::Clear => Permit::Held,
@@ -151,13 +154,7 @@ where
                             self.permit = Permit::Reserving(fut);
                         }
                         Some(pause) => {
-                            let until = pause.until();
-                            self.permit = if until == 0 {
-                                // No pause: no clock read, nothing written.
-                                Permit::Held
-                            } else {
-                                hold_for_pause(pause, until, None, s.max_wait, &mut self.sleep)
-                            };
+                            self.permit = hold_for_pause(pause, None, s.max_wait, &mut self.sleep);
                         }
                     }
                 }
@@ -195,16 +192,9 @@ where
                     // Check again: a server may have extended the pause meanwhile.
                     let s = &*self.shared;
                     self.permit = match &s.hints_only {
-                        Some(pause) => match pause.until() {
-                            0 => Permit::Held,
-                            until => hold_for_pause(
-                                pause,
-                                until,
-                                Some(started),
-                                s.max_wait,
-                                &mut self.sleep,
-                            ),
-                        },
+                        Some(pause) => {
+                            hold_for_pause(pause, Some(started), s.max_wait, &mut self.sleep)
+                        }
                         None => Permit::Held,
                     };
                 }
