@@ -11,6 +11,16 @@
 //! between nine and ten tenths of the `ttl`, so a long healthy period does not bank credit that
 //! would let a later outage be amplified.
 //!
+//! Deposits are dated in batches, so that a first attempt does not read the clock: a deposit
+//! adds its units to an undated counter (one atomic add), and the deposit that brings it to
+//! 400 units (four retries' worth) reads the clock and moves the whole counter
+//! into the current slice. A withdrawal (and [`RetryBudget::available_retries`]) dates what is
+//! undated first, so no credit is ever hidden from a retry. The one cost: credit of fewer than
+//! four retries may be dated later than the first attempts that earned it, and so outlive the
+//! `ttl` — under steady traffic by the few milliseconds a batch takes to fill, after a quiet
+//! spell by less than four retries' worth of credit (at the default 20 %, at most 19 first attempts). A ratio of
+//! 400 % or more dates every deposit. The bound below is on totals and is not affected.
+//!
 //! The floor (`min_retries_per_second`) is a separate GCRA bucket in one `AtomicU64`: it grants
 //! `min_retries_per_second` retries per second on average with a reserve of
 //! `min_retries_per_second × ttl` retries that can be spent at once, the same reserve Finagle keeps
@@ -34,7 +44,9 @@
 //!
 //! Under contention a withdrawal that has to gather credit from several slots may find another
 //! withdrawal took part of it first; it then puts back what it took and falls back on the floor.
-//! That can refuse a retry the budget could have paid for — never grant one it cannot.
+//! Likewise a withdrawal that runs while another thread is dating the undated credit (between
+//! taking it from the counter and adding it to its slice) does not see that credit. Either can
+//! refuse a retry the budget could have paid for — never grant one it cannot.
 //!
 //! The concurrent claims are checked with loom. The model runs under the `resile_loom` cfg
 //! rather than `loom`, because `--cfg loom` also switches tokio's networking off and the
@@ -57,6 +69,10 @@ use crate::error::BudgetError;
 
 /// Units a retry costs; a first attempt deposits `ratio_percent` units.
 pub const RETRY_COST: u32 = 100;
+
+/// Undated credit is dated (moved into the current slice) once it reaches this many units: four
+/// retries' worth. See the [module documentation](self).
+pub(crate) const DATE_UNITS: u64 = 4 * RETRY_COST as u64;
 
 /// Number of slices the `ttl` window is cut into.
 const SLOTS: usize = 10;
@@ -140,11 +156,12 @@ impl RetryBudget {
     }
 
     /// Records a first attempt: adds `ratio_percent` units of credit.
+    ///
+    /// One atomic add; the clock is read only when the undated credit completes a batch (see
+    /// the [module documentation](self)).
     #[inline]
     pub fn deposit(&self) {
-        if self.core.deposit != 0 {
-            self.core.deposit_at(self.now());
-        }
+        self.core.deposit(|| self.now());
     }
 
     /// Takes one retry out of the budget; `false` if the budget is exhausted.
@@ -240,6 +257,8 @@ fn unpack(word: u64) -> (u32, u32) {
 /// The clock-free state of a budget; every operation takes `now` in nanoseconds since a base.
 pub(crate) struct BudgetCore {
     slots: [AtomicU64; SLOTS],
+    /// Credit deposited and not yet dated (moved into a slot), in units.
+    undated: AtomicU64,
     /// GCRA theoretical arrival time of the floor bucket, nanoseconds.
     floor_tat: AtomicU64,
     deposit: u32,
@@ -267,6 +286,7 @@ impl BudgetCore {
         };
         BudgetCore {
             slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            undated: AtomicU64::new(0),
             floor_tat: AtomicU64::new(0),
             deposit: ratio_percent,
             slice_nanos,
@@ -278,10 +298,40 @@ impl BudgetCore {
         }
     }
 
-    pub(crate) fn deposit_at(&self, now: u64) {
+    /// Records a first attempt, undated; `now` is read only if that completes a batch.
+    #[inline]
+    pub(crate) fn deposit(&self, now: impl FnOnce() -> u64) {
         if self.deposit == 0 {
             return;
         }
+        let units = u64::from(self.deposit);
+        if self.undated.fetch_add(units, Ordering::AcqRel) + units >= DATE_UNITS {
+            self.date_undated(now());
+        }
+    }
+
+    /// Moves the undated credit into the slice of `now`.
+    fn date_undated(&self, now: u64) {
+        // A load first: the common case (nothing undated) writes nothing.
+        if self.undated.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let units = self.undated.swap(0, Ordering::AcqRel);
+        if units != 0 {
+            self.add_at(now, u32::try_from(units).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Records a first attempt dated `now` (the slot logic without the batching).
+    #[cfg(test)]
+    pub(crate) fn deposit_at(&self, now: u64) {
+        if self.deposit != 0 {
+            self.add_at(now, self.deposit);
+        }
+    }
+
+    /// Adds `units` of credit to the slice of `now`.
+    fn add_at(&self, now: u64, units: u32) {
         let epoch = now / self.slice_nanos;
         let tag = epoch as u32;
         let slot = &self.slots[(epoch % SLOTS as u64) as usize];
@@ -289,10 +339,10 @@ impl BudgetCore {
         loop {
             let (t, credit) = unpack(cur);
             let new = if t == tag {
-                pack(tag, credit.saturating_add(self.deposit))
+                pack(tag, credit.saturating_add(units))
             } else if (tag.wrapping_sub(t) as i32) > 0 {
                 // The slot holds an expired slice: recycle it.
-                pack(tag, self.deposit)
+                pack(tag, units)
             } else {
                 // A newer slice already owns the slot (this thread read the clock long ago):
                 // the deposit would expire at once; drop it.
@@ -329,6 +379,7 @@ impl BudgetCore {
     }
 
     pub(crate) fn try_withdraw_at(&self, now: u64) -> bool {
+        self.date_undated(now);
         self.take_credit(now) || self.take_floor(now)
     }
 
@@ -424,6 +475,7 @@ impl BudgetCore {
     }
 
     pub(crate) fn available_at(&self, now: u64) -> u64 {
+        self.date_undated(now);
         let credit = if self.deposit == 0 {
             0
         } else {
@@ -542,6 +594,47 @@ mod tests {
     }
 
     #[test]
+    fn deposits_are_dated_in_batches() {
+        let core = BudgetCore::new(100, 0, Duration::from_secs(10));
+        // Four deposits of 100 units make a batch, dated by the fourth.
+        for _ in 0..4 {
+            core.deposit(|| 0);
+        }
+        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
+        assert_eq!(core.credit_at(0), 400);
+        // Three more stay undated, without reading the clock.
+        for _ in 0..3 {
+            core.deposit(|| panic!("the clock was read before a batch was complete"));
+        }
+        assert_eq!(core.undated.load(Ordering::Relaxed), 300);
+        // At 10 s the batch of t = 0 has expired; the three undated deposits are dated now, late
+        // (the documented cost: less than one batch), and expire a ttl later.
+        assert_eq!(core.available_at(10 * SEC), 3);
+        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
+        assert_eq!(core.available_at(20 * SEC - 1), 3);
+        assert_eq!(core.available_at(20 * SEC), 0);
+    }
+
+    #[test]
+    fn a_withdrawal_spends_undated_credit() {
+        let core = BudgetCore::new(20, 0, Duration::from_secs(10));
+        for _ in 0..5 {
+            core.deposit(|| panic!("100 units are not a batch"));
+        }
+        assert!(core.try_withdraw_at(0));
+        assert!(!core.try_withdraw_at(0));
+        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_large_ratio_dates_every_deposit() {
+        let core = BudgetCore::new(400, 0, Duration::from_secs(10));
+        core.deposit(|| 0);
+        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
+        assert_eq!(core.credit_at(0), 400);
+    }
+
+    #[test]
     fn stale_deposit_does_not_clobber_a_newer_slice() {
         let core = BudgetCore::new(100, 0, Duration::from_secs(10));
         core.deposit_at(10 * SEC); // slice 10 → slot 0
@@ -553,6 +646,7 @@ mod tests {
     #[derive(Debug)]
     struct Model {
         credit: BTreeMap<u64, u64>,
+        undated: u64,
         floor_tat: u64,
         deposit: u64,
         slice: u64,
@@ -570,6 +664,7 @@ mod tests {
             };
             Model {
                 credit: BTreeMap::new(),
+                undated: 0,
                 floor_tat: 0,
                 deposit: ratio as u64,
                 slice: (ttl.as_nanos() as u64 / 10).max(1),
@@ -581,14 +676,22 @@ mod tests {
             let epoch = now / self.slice;
             self.credit.retain(|e, _| epoch - *e < 10);
         }
+        // Deposits are undated until they make a batch of `DATE_UNITS`, or a withdrawal comes.
         fn deposit(&mut self, now: u64) {
+            self.undated += self.deposit;
+            if self.undated >= DATE_UNITS {
+                self.date(now);
+            }
+        }
+        fn date(&mut self, now: u64) {
             self.expire(now);
-            if self.deposit > 0 {
-                *self.credit.entry(now / self.slice).or_default() += self.deposit;
+            if self.undated > 0 {
+                *self.credit.entry(now / self.slice).or_default() += self.undated;
+                self.undated = 0;
             }
         }
         fn withdraw(&mut self, now: u64) -> bool {
-            self.expire(now);
+            self.date(now);
             if self.deposit > 0 && self.credit.values().sum::<u64>() >= 100 {
                 let mut need = 100;
                 for c in self.credit.values_mut() {
@@ -643,7 +746,7 @@ mod tests {
             let ttl = Duration::from_secs(ttl_s);
             let core = BudgetCore::new(ratio, floor, ttl);
             for _ in 0..n {
-                core.deposit_at(0);
+                core.deposit(|| 0);
             }
             let mut granted = 0u64;
             while core.try_withdraw_at(0) {
@@ -670,7 +773,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Deposit => {
-                        core.deposit_at(now);
+                        core.deposit(|| now);
                         model.deposit(now);
                         deposits += 1;
                     }
@@ -681,6 +784,7 @@ mod tests {
                     }
                     Op::Advance(d) => now += d,
                 }
+                prop_assert_eq!(core.undated.load(Ordering::Relaxed), model.undated);
                 let interval = if floor == 0 { u64::MAX } else { SEC.div_ceil(floor as u64) };
                 let bound = ratio as u64 * deposits / 100
                     + floor as u64 * ttl_ms / 1000
@@ -703,7 +807,7 @@ mod tests {
                         // Spread over three slices so withdrawals gather across slots.
                         let now = (i % 3) * SEC;
                         if (i + t) % 2 == 0 {
-                            core.deposit_at(now);
+                            core.deposit(|| now);
                         } else if core.try_withdraw_at(now) {
                             granted += 1;
                         }
@@ -763,6 +867,28 @@ mod loom_tests {
             let spent = w2 as u64 + w3 as u64;
             assert!(spent >= 1); // the first deposit was there all along
             assert_eq!(core.credit_at(0), 200 - 100 * spent);
+        });
+    }
+
+    /// A deposit completing a batch races with two withdrawals: the undated credit is dated once,
+    /// every unit is accounted for (spent, dated or still undated), none spent twice. (A
+    /// withdrawal that runs while another thread is dating the credit may find none: it is
+    /// refused, as the module documentation says, never granted twice.)
+    #[test]
+    fn loom_undated_credit_is_dated_once() {
+        loom::model(|| {
+            let core = Arc::new(BudgetCore::new(200, 0, Duration::from_secs(10)));
+            core.deposit(|| 0); // 200 units, undated
+            let c1 = core.clone();
+            let t1 = thread::spawn(move || c1.deposit(|| 0)); // makes a batch of 400
+            let c2 = core.clone();
+            let t2 = thread::spawn(move || c2.try_withdraw_at(0));
+            let w3 = core.try_withdraw_at(0);
+            t1.join().unwrap();
+            let w2 = t2.join().unwrap();
+            let spent = w2 as u64 + w3 as u64;
+            let left = core.credit_at(0) + core.undated.load(Ordering::Acquire);
+            assert_eq!(left + 100 * spent, 400);
         });
     }
 
