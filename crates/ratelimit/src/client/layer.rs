@@ -9,6 +9,7 @@ use tower_layer::Layer;
 
 use super::pause::ServerPause;
 use super::policy::ServerHints;
+use super::registry;
 use super::service::RateLimit;
 use crate::clock::{Clock, DefaultClock};
 use crate::direct::MemoryStore;
@@ -26,6 +27,17 @@ pub(crate) struct Shared<St, K> {
     /// `Some` for a hints-only layer: the server's pause, and no pacing (the store is only
     /// written to record pauses).
     pub(crate) hints_only: Option<ServerPause>,
+    /// The id under which a hints-only layer that obeys hints is registered: its futures carry
+    /// it rather than an `Arc` (see [`registry`](super::registry)).
+    pub(crate) registered: Option<u64>,
+}
+
+impl<St, K> Drop for Shared<St, K> {
+    fn drop(&mut self) {
+        if let Some(id) = self.registered {
+            registry::unregister(id);
+        }
+    }
 }
 
 impl<St, K> Shared<St, K>
@@ -216,6 +228,12 @@ impl<St, K> RateLimitLayer<St, K> {
         self.shared.hints_only.is_some()
     }
 
+    /// The id its futures carry instead of the layer (a hints-only layer obeying hints).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> Option<u64> {
+        self.shared.registered
+    }
+
     #[cfg(all(test, not(loom)))]
     pub(crate) fn server_pause(&self) -> Option<&ServerPause> {
         self.shared.hints_only.as_ref()
@@ -325,6 +343,7 @@ impl<St, K> RateLimitLayerBuilder<St, K> {
                 max_wait: self.max_wait,
                 hints: self.hints,
                 hints_only: None,
+                registered: None,
             }),
         }
     }
@@ -368,16 +387,21 @@ impl HintsOnlyBuilder {
 
     /// The layer.
     pub fn build(self) -> RateLimitLayer {
-        RateLimitLayer {
-            shared: Arc::new(Shared {
-                store: MemoryStore::new(),
-                key: (),
-                quota: hints_only_quota(),
-                cost: NonZeroU32::MIN,
-                max_wait: self.max_wait,
-                hints: self.hints,
-                hints_only: Some(ServerPause::new()),
-            }),
+        // A layer that ignores hints has nothing to be reached for.
+        let registered = self.hints.enabled.then(registry::next_id);
+        let shared = Arc::new(Shared {
+            store: MemoryStore::new(),
+            key: (),
+            quota: hints_only_quota(),
+            cost: NonZeroU32::MIN,
+            max_wait: self.max_wait,
+            hints: self.hints,
+            hints_only: Some(ServerPause::new()),
+            registered,
+        });
+        if let Some(id) = registered {
+            registry::register(id, &shared);
         }
+        RateLimitLayer { shared }
     }
 }

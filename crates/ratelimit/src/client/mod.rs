@@ -16,6 +16,7 @@ mod future;
 mod layer;
 pub(crate) mod pause;
 mod policy;
+pub(crate) mod registry;
 mod service;
 
 pub use error::{NotReady, WaitTooLong};

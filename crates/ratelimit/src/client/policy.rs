@@ -54,11 +54,20 @@ impl ServerHints {
         if !self.enabled {
             return None;
         }
-        let status = res.status();
-        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
-            return None;
-        }
-        let hint = resile_retry_after::server_hint(res.headers())?;
-        Some(hint.delay.min(self.max_pause))
+        self.cap(hint_of(res)?)
     }
+
+    /// The pause for a server's `hint`, cut to the maximum; `None` when hints are ignored.
+    pub(crate) fn cap(&self, hint: Duration) -> Option<Duration> {
+        self.enabled.then(|| hint.min(self.max_pause))
+    }
+}
+
+/// The wait `res` asks for, if it is a `429`/`503` with a hint (whatever the layer's settings).
+pub(crate) fn hint_of<R: ResponseLike + ?Sized>(res: &R) -> Option<Duration> {
+    let status = res.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    Some(resile_retry_after::server_hint(res.headers())?.delay)
 }

@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::error::{NotReady, WaitTooLong};
-use super::future::ResponseFuture;
+use super::future::{Hints, ResponseFuture};
 use super::layer::Shared;
 use super::pause::{deadline_after, PauseCheck, ServerPause};
 use crate::store::{BoxError, Store};
@@ -207,10 +207,10 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         match mem::replace(&mut self.permit, Permit::Idle) {
             Permit::Held => {
-                let hints = if self.shared.hints.enabled {
-                    Some(Arc::clone(&self.shared))
-                } else {
-                    None
+                let hints = match self.shared.registered {
+                    Some(id) => Hints::Registered(id),
+                    None if self.shared.hints.enabled => Hints::Shared(Arc::clone(&self.shared)),
+                    None => Hints::Ignored,
                 };
                 ResponseFuture::called(self.inner.call(req), hints)
             }

@@ -14,6 +14,7 @@ use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
 use crate::client::pause::{PauseCheck, ServerPause};
+use crate::client::registry;
 use crate::client::{ServerHints, WaitTooLong};
 use crate::RateLimitLayer;
 
@@ -246,6 +247,67 @@ async fn hints_only_ignoring_hints_never_waits() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(word(&layer), 0);
     assert_store_untouched(&layer);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hints_only_the_layer_is_registered_while_a_layer_or_service_lives() {
+    let layer = RateLimitLayer::hints_only();
+    let id = layer
+        .registered()
+        .expect("a hints-only layer obeying hints is registered");
+    assert!(registry::is_registered(id));
+    let svc = layer.layer(scripted(Vec::new()));
+    let clone = svc.clone();
+    drop(layer);
+    drop(svc);
+    assert!(registry::is_registered(id));
+    drop(clone);
+    assert!(!registry::is_registered(id));
+    // Nothing to reach for a layer that ignores hints, nor for a pacing layer.
+    let ignoring = RateLimitLayer::hints_only_builder()
+        .server_hints(ServerHints::ignore())
+        .build();
+    assert_eq!(ignoring.registered(), None);
+    assert_eq!(RateLimitLayer::new(*ignoring.quota()).registered(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hints_only_a_hint_reaches_a_clone_after_the_caller_is_dropped() {
+    let layer = RateLimitLayer::hints_only();
+    let mut a = layer.layer(scripted(vec![(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("2"),
+        Duration::from_secs(1),
+    )]));
+    let mut b = a.clone();
+    a.ready().await.unwrap();
+    let in_flight = a.call(Request::new(()));
+    // The future outlives the layer and the service that made it; a clone still lives.
+    drop(a);
+    drop(layer);
+    let start = Instant::now();
+    assert_eq!(in_flight.await.unwrap().status(), 429);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    send(&mut b).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hints_only_a_future_outliving_every_owner_drops_its_hint() {
+    let layer = RateLimitLayer::hints_only();
+    let id = layer.registered().unwrap();
+    let mut svc = layer.layer(scripted(vec![(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("2"),
+        Duration::from_secs(1),
+    )]));
+    svc.ready().await.unwrap();
+    let in_flight = svc.call(Request::new(()));
+    drop(svc);
+    drop(layer);
+    assert!(!registry::is_registered(id));
+    // Nobody left to pause: the response comes back as it is.
+    assert_eq!(in_flight.await.unwrap().status(), 429);
 }
 
 #[tokio::test(start_paused = true)]
