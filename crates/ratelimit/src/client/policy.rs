@@ -50,6 +50,7 @@ impl ServerHints {
     }
 
     /// The pause `res` asks for, if it is a `429`/`503` with a hint, cut to the maximum.
+    #[inline]
     pub(crate) fn pause_for<R: ResponseLike + ?Sized>(&self, res: &R) -> Option<Duration> {
         if !self.enabled {
             return None;
@@ -64,10 +65,17 @@ impl ServerHints {
 }
 
 /// The wait `res` asks for, if it is a `429`/`503` with a hint (whatever the layer's settings).
+#[inline]
 pub(crate) fn hint_of<R: ResponseLike + ?Sized>(res: &R) -> Option<Duration> {
     let status = res.status();
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
         return None;
     }
+    parse_hint(res)
+}
+
+#[cold]
+#[inline(never)]
+fn parse_hint<R: ResponseLike + ?Sized>(res: &R) -> Option<Duration> {
     Some(resile_retry_after::server_hint(res.headers())?.delay)
 }

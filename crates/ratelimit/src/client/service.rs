@@ -143,7 +143,63 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, St, K>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The path of almost every call to a hints-only layer: no permit yet, no pause in force.
+        if let Permit::Idle = self.permit {
+            if let Some(pause) = &self.shared.hints_only {
+                if pause.until() == 0 {
+                    // The old value is `Idle`, which owns nothing: forgetting it skips the drop
+                    // glue of the whole enum.
+                    mem::forget(mem::replace(&mut self.permit, Permit::Held));
+                    return self.inner.poll_ready(cx).map_err(Into::into);
+                }
+            }
+        }
+        self.poll_permit(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        if let Permit::Held = self.permit {
+            // `Held` owns nothing (see `poll_ready`).
+            mem::forget(mem::replace(&mut self.permit, Permit::Idle));
+            let hints = match self.shared.registered {
+                Some(id) => Hints::Registered(id),
+                None if self.shared.hints.enabled => Hints::Shared(Arc::clone(&self.shared)),
+                None => Hints::Ignored,
+            };
+            return ResponseFuture::called(self.inner.call(req), hints);
+        }
+        self.call_without_permit()
+    }
+}
+
+impl<S, St, K> RateLimit<S, St, K>
+where
+    St: Store<K>,
+{
+    /// `call` without a held permit: the error `poll_ready` left, or `NotReady`.
+    #[cold]
+    #[inline(never)]
+    fn call_without_permit<F>(&mut self) -> ResponseFuture<F, St, K> {
+        match mem::replace(&mut self.permit, Permit::Idle) {
+            Permit::Rejected(err) => {
+                ResponseFuture::failed(err.unwrap_or_else(|| Box::new(NotReady)))
+            }
+            other => {
+                self.permit = other;
+                ResponseFuture::failed(Box::new(NotReady))
+            }
+        }
+    }
+
+    /// `poll_ready` past its fast path: reserving, waiting, pausing.
+    fn poll_permit<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError>,
+    {
         loop {
             match &mut self.permit {
                 Permit::Idle => {
@@ -200,26 +256,6 @@ where
                 }
                 Permit::Held => return self.inner.poll_ready(cx).map_err(Into::into),
                 Permit::Rejected(_) => return Poll::Ready(Ok(())),
-            }
-        }
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        match mem::replace(&mut self.permit, Permit::Idle) {
-            Permit::Held => {
-                let hints = match self.shared.registered {
-                    Some(id) => Hints::Registered(id),
-                    None if self.shared.hints.enabled => Hints::Shared(Arc::clone(&self.shared)),
-                    None => Hints::Ignored,
-                };
-                ResponseFuture::called(self.inner.call(req), hints)
-            }
-            Permit::Rejected(err) => {
-                ResponseFuture::failed(err.unwrap_or_else(|| Box::new(NotReady)))
-            }
-            other => {
-                self.permit = other;
-                ResponseFuture::failed(Box::new(NotReady))
             }
         }
     }
