@@ -11,8 +11,8 @@
 //! [`RequestCopy`] clones the method, version, extensions and body, and packs the URI's text and
 //! every header name and value into **one** buffer: one allocation and no reference count for
 //! the whole request head, whatever its size. The URI and the `HeaderMap` of a retry are parsed
-//! back from that buffer, sharing it (the values are slices of it, no copy) — work done only for
-//! a request that is actually retried.
+//! back from that buffer, copied once into a shared `Bytes` that they slice (the values are not
+//! copied one by one) — work done only for a request that is actually retried.
 //!
 //! Layout of the buffer: the URI's scheme, authority, and path and query, one after the other
 //! (their lengths kept beside the buffer; each may be empty, as in a `Uri`), then one record per
@@ -74,12 +74,14 @@ impl<B> RequestCopy<B> {
     /// A request with the copied parts and `body`; `None` if the URI or the headers cannot be
     /// rebuilt.
     pub(crate) fn build<T>(&self, body: T) -> Option<Request<T>> {
+        // One shared copy of the buffer for the URI and every header value of this request.
+        let buf = self.packed.shared();
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.packed.uri()?;
+        *req.uri_mut() = self.packed.uri(&buf)?;
         *req.version_mut() = self.version;
         *req.extensions_mut() = self.extensions.clone();
-        *req.headers_mut() = self.packed.headers()?;
+        *req.headers_mut() = self.packed.headers(&buf)?;
         Some(req)
     }
 
@@ -90,7 +92,7 @@ impl<B> RequestCopy<B> {
 
     /// The copied URI, rebuilt; `None` if it cannot be (see the [module documentation](self)).
     pub fn uri(&self) -> Option<Uri> {
-        self.packed.uri()
+        self.packed.uri(&self.packed.shared())
     }
 
     /// The copied body.
@@ -101,14 +103,14 @@ impl<B> RequestCopy<B> {
     /// The copied headers, rebuilt (one allocation per table; the values share the buffer);
     /// `None` if they cannot be rebuilt (see the [module documentation](self)).
     pub fn headers(&self) -> Option<HeaderMap> {
-        self.packed.headers()
+        self.packed.headers(&self.packed.shared())
     }
 }
 
 impl<B> fmt::Debug for RequestCopy<B> {
     /// Header values are not shown (they may be credentials).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uri = self.packed.uri();
+        let uri = self.uri();
         f.debug_struct("RequestCopy")
             .field("method", &self.method)
             .field("uri", &uri)
@@ -119,19 +121,23 @@ impl<B> fmt::Debug for RequestCopy<B> {
 }
 
 /// The URI's parts, then the header records, in one buffer.
+///
+/// Kept small (40 bytes): it lives in every retry future, which is moved as it is built and
+/// returned. The lengths are `u32` (a request whose URI or header count does not fit is not
+/// copied), and the buffer is a plain boxed slice, copied once into a shared `Bytes` when a
+/// retry rebuilds the request (so that its URI and header values can share it).
 struct Packed {
-    /// A `Bytes` so that a rebuilt URI and header values can share it instead of copying it.
-    buf: Bytes,
+    buf: Box<[u8]>,
     /// The scheme's text at the start of `buf` (`0`: none) ...
-    scheme_len: usize,
+    scheme_len: u32,
     /// ... then the authority's (`0`: none) ...
-    authority_len: usize,
+    authority_len: u32,
     /// ... then the path and query's: the URI ends here, the header records begin.
-    uri_len: usize,
+    uri_len: u32,
     /// The number of header (name, value) records.
-    count: usize,
+    count: u32,
     /// The number of distinct header names.
-    keys: usize,
+    keys: u32,
 }
 
 impl Packed {
@@ -143,7 +149,9 @@ impl Packed {
         let path_and_query = uri.path_and_query().map_or("", |p| p.as_str());
         let scheme_len = scheme.len();
         let authority_len = authority.len();
-        let uri_len = scheme_len + authority_len + path_and_query.len();
+        let uri_len = scheme_len
+            .checked_add(authority_len)?
+            .checked_add(path_and_query.len())?;
         // Sizes first, so that the buffer is allocated once and exactly.
         let mut size = uri_len;
         for (name, value) in map {
@@ -168,46 +176,57 @@ impl Packed {
         }
         // Exactly sized, so the conversion keeps the allocation.
         Some(Packed {
-            buf: Bytes::from(buf),
-            scheme_len,
-            authority_len,
-            uri_len,
-            count: map.len(),
-            keys: map.keys_len(),
+            buf: buf.into_boxed_slice(),
+            scheme_len: u32::try_from(scheme_len).ok()?,
+            authority_len: u32::try_from(authority_len).ok()?,
+            uri_len: u32::try_from(uri_len).ok()?,
+            count: u32::try_from(map.len()).ok()?,
+            keys: u32::try_from(map.keys_len()).ok()?,
         })
     }
 
-    fn uri(&self) -> Option<Uri> {
-        let authority_end = self.scheme_len.checked_add(self.authority_len)?;
-        if self.uri_len > self.buf.len() || authority_end > self.uri_len {
-            return None;
-        }
+    /// The buffer, as one shared `Bytes` a rebuilt URI and header values can slice.
+    fn shared(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.buf)
+    }
+
+    /// The URI's parts, as offsets into the buffer: (scheme end, authority end, URI end);
+    /// `None` if they do not fit in `len` bytes.
+    fn uri_bounds(&self, len: usize) -> Option<(usize, usize, usize)> {
+        let scheme_end = usize::try_from(self.scheme_len).ok()?;
+        let authority_end = scheme_end.checked_add(usize::try_from(self.authority_len).ok()?)?;
+        let uri_end = usize::try_from(self.uri_len).ok()?;
+        (authority_end <= uri_end && uri_end <= len).then_some((scheme_end, authority_end, uri_end))
+    }
+
+    /// The URI, from `buf` (the buffer, shared).
+    fn uri(&self, buf: &Bytes) -> Option<Uri> {
+        let (scheme_len, authority_end, uri_len) = self.uri_bounds(buf.len())?;
         let mut parts = http::uri::Parts::default();
-        if self.scheme_len > 0 {
-            parts.scheme = Some(Scheme::try_from(&self.buf[..self.scheme_len]).ok()?);
+        if scheme_len > 0 {
+            parts.scheme = Some(Scheme::try_from(&buf[..scheme_len]).ok()?);
         }
-        if self.authority_len > 0 {
-            let authority = self.buf.slice(self.scheme_len..authority_end);
+        if authority_end > scheme_len {
+            let authority = buf.slice(scheme_len..authority_end);
             parts.authority = Some(Authority::from_maybe_shared(authority).ok()?);
         }
         // `Uri` has a path and query unless it is in authority form.
-        if self.scheme_len > 0 || self.authority_len == 0 {
-            let path_and_query = self.buf.slice(authority_end..self.uri_len);
+        if scheme_len > 0 || authority_end == scheme_len {
+            let path_and_query = buf.slice(authority_end..uri_len);
             parts.path_and_query = Some(PathAndQuery::from_maybe_shared(path_and_query).ok()?);
         }
         Uri::from_parts(parts).ok()
     }
 
-    fn headers(&self) -> Option<HeaderMap> {
-        if self.uri_len > self.buf.len() {
-            return None;
-        }
+    /// The headers, from `buf` (the buffer, shared).
+    fn headers(&self, buf: &Bytes) -> Option<HeaderMap> {
+        let (_, _, uri_len) = self.uri_bounds(buf.len())?;
         // Sized by distinct names (at most the original's), never by values: `with_capacity`
         // panics past `HeaderMap`'s maximum, which repeated values of one name can exceed.
-        let mut map = HeaderMap::try_with_capacity(self.keys).ok()?;
-        let mut at = self.uri_len;
-        while at < self.buf.len() {
-            let [flags, n0, n1, v0, v1, v2, v3] = *self.buf.get(at..at + RECORD_HEAD)? else {
+        let mut map = HeaderMap::try_with_capacity(usize::try_from(self.keys).ok()?).ok()?;
+        let mut at = uri_len;
+        while at < buf.len() {
+            let [flags, n0, n1, v0, v1, v2, v3] = *buf.get(at..at + RECORD_HEAD)? else {
                 return None;
             };
             let name_len = usize::from(u16::from_le_bytes([n0, n1]));
@@ -215,18 +234,18 @@ impl Packed {
             let name_at = at + RECORD_HEAD;
             let value_at = name_at.checked_add(name_len)?;
             let end = value_at.checked_add(value_len)?;
-            let name = HeaderName::from_lowercase(self.buf.get(name_at..value_at)?).ok()?;
-            if end > self.buf.len() {
+            let name = HeaderName::from_lowercase(buf.get(name_at..value_at)?).ok()?;
+            if end > buf.len() {
                 return None;
             }
             // The values share the buffer: one reference count each, no copy.
-            let mut value = HeaderValue::from_maybe_shared(self.buf.slice(value_at..end)).ok()?;
+            let mut value = HeaderValue::from_maybe_shared(buf.slice(value_at..end)).ok()?;
             value.set_sensitive(flags & SENSITIVE != 0);
             map.try_append(name, value).ok()?;
             at = end;
         }
         // Every record read back, none missing.
-        (map.len() == self.count).then_some(map)
+        (u32::try_from(map.len()).ok()? == self.count).then_some(map)
     }
 }
 
@@ -288,7 +307,7 @@ mod tests {
     fn a_request_without_headers_packs_its_uri_alone() {
         let req = Request::get("/x?y=1").body(()).unwrap();
         let copy = RequestCopy::new(&req, ()).unwrap();
-        assert_eq!(copy.packed.buf, "/x?y=1");
+        assert_eq!(&*copy.packed.buf, b"/x?y=1");
         let rebuilt = copy.build(()).unwrap();
         assert!(rebuilt.headers().is_empty());
         assert_eq!(rebuilt.uri(), "/x?y=1");
@@ -311,7 +330,7 @@ mod tests {
         let mut copy = RequestCopy::new(&req, ()).unwrap();
         let whole = copy.packed.buf.clone();
         for cut in 0..whole.len() {
-            copy.packed.buf = whole.slice(..cut);
+            copy.packed.buf = whole[..cut].into();
             // Cut inside the URI or inside the record: refused, never a panic or a short map.
             assert!(copy.headers().is_none(), "cut at {cut}");
             assert_eq!(copy.uri().is_none(), cut == 0, "cut at {cut}");
@@ -333,13 +352,13 @@ mod tests {
             ),
             (b"/\x00\x01\x00\xff\xff\xff\xffa", "a length past the end"),
         ] {
-            copy.packed.buf = Bytes::from_static(buf);
+            copy.packed.buf = buf.into();
             assert!(copy.headers().is_none(), "{why}");
             assert!(copy.build(()).is_none(), "{why}");
         }
-        copy.packed.buf = Bytes::from_static(b"httpexa mple.com/");
+        copy.packed.buf = b"httpexa mple.com/"[..].into();
         (copy.packed.scheme_len, copy.packed.authority_len) = (4, 12);
-        copy.packed.uri_len = copy.packed.buf.len();
+        copy.packed.uri_len = copy.packed.buf.len() as u32;
         copy.packed.count = 0;
         assert!(
             copy.uri().is_none(),
