@@ -14,18 +14,20 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::ReplayableRequest;
-use crate::policy::{Decision, PolicyInner};
+use crate::policy::Decision;
+use crate::service::Replay;
 use crate::BoxError;
 
 pin_project! {
     /// The future of [`Retry`](crate::Retry): the attempts of one request.
     ///
     /// A request that is not retried allocates nothing here beyond its copy (one buffer for the
-    /// headers of an `http::Request`, see [`RequestCopy`](crate::RequestCopy)): the state machine
-    /// is inline, the timer of a wait takes the place of the attempt's future in the state, and
-    /// the request's own backoff and the request of the next attempt are boxed only when a retry
-    /// is decided. A response whose status the classifier can never retry is returned without
-    /// classifying it further.
+    /// headers of an `http::Request`, see [`RequestCopy`](crate::RequestCopy)) and clones no
+    /// service: the state machine is inline, the timer of a wait takes the place of the attempt's
+    /// future in the state, and the request's own backoff, the request of the next attempt and
+    /// the service of its retries (a clone of the [`Retry`](crate::Retry)'s template) are boxed
+    /// only when a retry is decided. A response whose status the classifier can never retry is
+    /// returned without classifying it further.
     pub struct ResponseFuture<S, Req, B>
     where
         S: Service<Req>,
@@ -33,14 +35,17 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // A clone of the inner service for the retries and the copy of the request made before
-        // the first attempt, which retries are built from; `None` when the request cannot be
-        // copied (it is then sent once).
-        replay: Option<(S, Req::Copy)>,
+        // The copy of the request made before the first attempt, which retries are built from;
+        // `None` when the request cannot be copied (it is then sent once).
+        copy: Option<Req::Copy>,
         // The request of the next attempt, built from the copy when a retry is decided (boxed:
         // only retried requests have one).
         next: Option<Box<Req>>,
-        policy: Arc<PolicyInner<B>>,
+        // The policy, and the template of the inner service a retry clones.
+        replay: Arc<Replay<S, B>>,
+        // The service of the retries: a clone of the template, made at the first retry (boxed:
+        // only retried requests have one).
+        service: Option<Box<S>>,
         // The request's own backoff, cloned from the policy's on the first retry (boxed: it is
         // only there for requests that are retried, and keeps the future small for the rest).
         backoff: Option<Box<B>>,
@@ -68,15 +73,16 @@ where
 {
     pub(crate) fn new(
         future: S::Future,
-        replay: Option<(S, Req::Copy)>,
-        policy: Arc<PolicyInner<B>>,
+        copy: Option<Req::Copy>,
+        replay: Arc<Replay<S, B>>,
         deadline: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            replay,
+            copy,
             next: None,
-            policy,
+            replay,
+            service: None,
             backoff: None,
             deadline,
             attempt: 1,
@@ -86,7 +92,7 @@ where
 
 impl<S, Req, B> Future for ResponseFuture<S, Req, B>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Response: ResponseLike,
     S::Error: Into<BoxError>,
     Req: ReplayableRequest,
@@ -103,7 +109,7 @@ where
                     // The path of every successful request: a status no rule can retry is
                     // returned without building a classification.
                     if let Ok(res) = &result {
-                        let policy = &**this.policy;
+                        let policy = &*this.replay.policy;
                         if !policy.classifier.may_retry_status(res.status()) {
                             if *this.attempt > 1 {
                                 policy.done_after_retries(res, *this.attempt);
@@ -117,8 +123,8 @@ where
                             Ok(res) => Outcome::response(res),
                             Err(err) => Outcome::error(&**err),
                         };
-                        let policy = &**this.policy;
-                        let copy = this.replay.as_ref().map(|(_, copy)| copy);
+                        let policy = &*this.replay.policy;
+                        let copy = this.copy.as_ref();
                         let next = &mut *this.next;
                         policy.decide(
                             outcome,
@@ -158,10 +164,10 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    // `decide` only retries a request built from the copy, kept with the service.
-                    let Some((service, _)) = this.replay.as_mut() else {
-                        unreachable!("resile-retry: retry decided without a copy");
-                    };
+                    let replay = &**this.replay;
+                    let service = this
+                        .service
+                        .get_or_insert_with(|| Box::new(replay.service()));
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
@@ -170,7 +176,7 @@ where
                     };
                     let mut req = *req;
                     *this.attempt = this.attempt.saturating_add(1);
-                    if let Some(name) = &this.policy.attempt_header {
+                    if let Some(name) = &this.replay.policy.attempt_header {
                         req.headers_mut()
                             .insert(name.clone(), HeaderValue::from(*this.attempt));
                     }
@@ -196,7 +202,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("attempt", &self.attempt)
-            .field("replayable", &self.replay.is_some())
+            .field("replayable", &self.copy.is_some())
             .field("deadline", &self.deadline)
             .finish()
     }

@@ -1,6 +1,7 @@
 //! The retry service.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::HeaderValue;
@@ -11,7 +12,7 @@ use tower_service::Service;
 
 use crate::body::ReplayableRequest;
 use crate::future::ResponseFuture;
-use crate::policy::RetryPolicy;
+use crate::policy::{PolicyInner, RetryPolicy};
 use crate::BoxError;
 
 /// Retries the requests of an inner service according to a [`RetryPolicy`].
@@ -23,18 +24,59 @@ use crate::BoxError;
 ///
 /// Clones share the policy and its [`RetryBudget`](crate::RetryBudget).
 ///
-/// `poll_ready` is the inner service's: the readiness it reserves is what `call` consumes. Each
-/// call keeps a clone of the inner service for its retries, which polls its own readiness before
-/// each retry. An error from that `poll_ready` ends the request with that error.
+/// `poll_ready` is the inner service's: the readiness it reserves is what `call` consumes.
+///
+/// # The service a retry goes through
+///
+/// A retry needs a service of its own, and must still find one when every `Retry` is gone by
+/// then (`oneshot`, say). Cloning the inner service into every request's future, as tower's
+/// `Retry` does, costs what that clone costs for every request — for a hyper-util `Client` or a
+/// stack of layers, several shared reference counts taken and dropped, and a future as large as
+/// the service — to serve the few requests that are retried. So a `Retry` keeps one clone of the
+/// inner service, made at its first call and shared by its clones and every future it makes
+/// (with the policy, behind one `Arc`); a request that is retried clones that template, once,
+/// and sends its retries through the clone, which polls its own readiness before each retry. An
+/// error from that `poll_ready` ends the request with that error.
+///
+/// Clones of a tower service share its state (a connection pool, a breaker, a limiter), so a
+/// clone of the template and a clone of the service at call time behave the same. After
+/// [`get_mut`](Retry::get_mut) (the inner service may be changed through it), the next call
+/// makes a new template from the changed service.
 pub struct Retry<S, B = Exponential> {
     inner: S,
     policy: RetryPolicy<B>,
+    /// The policy and the template, shared with every future; made at the first call.
+    replay: Option<Arc<Replay<S, B>>>,
+}
+
+/// What a request's future keeps for its retries: the policy, and the template of the inner
+/// service that a retried request clones.
+pub(crate) struct Replay<S, B> {
+    pub(crate) policy: Arc<PolicyInner<B>>,
+    /// Locked only to clone it, for a request that is retried: a `Mutex` so that a service that
+    /// is `Send` but not `Sync` (a boxed service) still makes a `Send` future.
+    template: Mutex<S>,
+}
+
+impl<S: Clone, B> Replay<S, B> {
+    /// A clone of the template, for a request's retries.
+    pub(crate) fn service(&self) -> S {
+        // The lock guards a clone only: a panic while it was held left the service as it was.
+        self.template
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl<S, B> Retry<S, B> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy<B>) -> Self {
-        Retry { inner, policy }
+        Retry {
+            inner,
+            policy,
+            replay: None,
+        }
     }
 
     /// The policy.
@@ -47,8 +89,10 @@ impl<S, B> Retry<S, B> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. The next call makes its retries' template from the service
+    /// as it then is.
     pub fn get_mut(&mut self) -> &mut S {
+        self.replay = None;
         &mut self.inner
     }
 
@@ -63,6 +107,7 @@ impl<S: Clone, B> Clone for Retry<S, B> {
         Retry {
             inner: self.inner.clone(),
             policy: self.policy.clone(),
+            replay: self.replay.clone(),
         }
     }
 }
@@ -103,9 +148,27 @@ where
             budget.deposit();
         }
         let deadline = policy.deadline.and_then(|d| Instant::now().checked_add(d));
+        let replay = match &self.replay {
+            Some(replay) => Arc::clone(replay),
+            None => self.new_replay(),
+        };
         // The copy for a retry is made before the request is sent.
-        let replay = req.try_copy().map(|copy| (self.inner.clone(), copy));
+        let copy = req.try_copy();
         let future = self.inner.call(req);
-        ResponseFuture::new(future, replay, policy.clone(), deadline)
+        ResponseFuture::new(future, copy, replay, deadline)
+    }
+}
+
+impl<S: Clone, B> Retry<S, B> {
+    /// Makes the template (at the first call, and after `get_mut`).
+    #[cold]
+    #[inline(never)]
+    fn new_replay(&mut self) -> Arc<Replay<S, B>> {
+        let replay = Arc::new(Replay {
+            policy: Arc::clone(&self.policy.inner),
+            template: Mutex::new(self.inner.clone()),
+        });
+        self.replay = Some(Arc::clone(&replay));
+        replay
     }
 }

@@ -991,3 +991,126 @@ async fn the_layer_composes_with_service_builder() {
     .await;
     assert_eq!(task.await.unwrap().unwrap().status(), 200);
 }
+
+/// A service that counts its clones and calls, answers the n-th call with `statuses[n]` (then
+/// `200`), and tags every response with its `tag`.
+struct Counted {
+    clones: Arc<std::sync::atomic::AtomicUsize>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    statuses: Arc<Vec<u16>>,
+    tag: u32,
+}
+
+impl Counted {
+    fn new(statuses: Vec<u16>) -> Self {
+        Counted {
+            clones: Arc::default(),
+            calls: Arc::default(),
+            statuses: Arc::new(statuses),
+            tag: 0,
+        }
+    }
+
+    fn clones(&self) -> usize {
+        self.clones.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.clones
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted {
+            clones: self.clones.clone(),
+            calls: self.calls.clone(),
+            statuses: self.statuses.clone(),
+            tag: self.tag,
+        }
+    }
+}
+
+impl Service<Req> for Counted {
+    type Response = Res;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Res, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Req) -> Self::Future {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let status = self.statuses.get(n).copied().unwrap_or(200);
+        std::future::ready(Ok(respond_with(status, &[("x-tag", self.tag.to_string())])))
+    }
+}
+
+fn no_budget_at_once(retries: u32) -> RetryPolicy<Constant> {
+    RetryPolicy::builder()
+        .backoff(constant(0, retries))
+        .no_budget()
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_is_not_retried_clones_no_service() {
+    let inner = Counted::new(vec![200; 100]);
+    let clones = inner.clones.clone();
+    let mut svc = Retry::new(inner, no_budget_at_once(3));
+    for _ in 0..100 {
+        let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // One clone in all: the template, made at the first call.
+    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A clone of the service shares the template.
+    let mut other = svc.clone();
+    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 2);
+    other.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_request_clones_the_template_once() {
+    // The first request: 503, 503, then 200 — two retries through one clone of the template.
+    let inner = Counted::new(vec![503, 503]);
+    let mut svc = Retry::new(inner, no_budget_at_once(3));
+    let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        svc.get_ref()
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(
+        svc.get_ref().clones(),
+        2,
+        "the template, then one clone of it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_get_mut_retries_go_through_the_changed_service() {
+    let inner = Counted::new(vec![200, 503]);
+    let mut svc = Retry::new(inner, no_budget_at_once(1));
+    // The template is made from the service with tag 0.
+    let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(res.headers()["x-tag"], "0");
+    svc.get_mut().tag = 7;
+    // 503 then 200: the retry is sent through a clone of the changed service.
+    let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-tag"], "7");
+}
+
+#[test]
+fn a_send_but_not_sync_service_makes_a_send_future() {
+    fn send<T: Send>() {}
+    type Boxed = tower::util::BoxCloneService<Req, Res, tower::BoxError>;
+    send::<Retry<Boxed>>();
+    send::<<Retry<Boxed> as Service<Req>>::Future>();
+}
