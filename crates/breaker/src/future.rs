@@ -159,7 +159,7 @@ where
 {
     type Output = Result<Res, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Called { fut, guard } => match fut.poll(cx) {

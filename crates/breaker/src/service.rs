@@ -148,7 +148,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let permit = match self.permit.take() {
             Some(p) => Ok(p),

@@ -45,6 +45,7 @@ pin_project! {
 }
 
 impl<F, St, K> ResponseFuture<F, St, K> {
+    #[inline(always)]
     pub(crate) fn called(fut: F, hints: Hints<St, K>) -> Self {
         ResponseFuture {
             state: State::Called { fut },
@@ -69,7 +70,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.state.project() {

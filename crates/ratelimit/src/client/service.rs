@@ -159,7 +159,7 @@ where
         self.poll_permit(cx)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         if let Permit::Held = self.permit {
             // `Held` owns nothing (see `poll_ready`).
