@@ -852,19 +852,25 @@ mod loom_tests {
     }
 
     /// Deposits and withdrawals racing on one slot: no deposit is lost, no unit spent twice.
+    /// Runs `deposit` on one thread against two withdrawals at time 0 (one on another thread,
+    /// one on this one); the number of retries granted.
+    fn deposit_against_two_withdrawals(core: &Arc<BudgetCore>, deposit: fn(&BudgetCore)) -> u64 {
+        let c1 = core.clone();
+        let t1 = thread::spawn(move || deposit(&c1));
+        let c2 = core.clone();
+        let t2 = thread::spawn(move || c2.try_withdraw_at(0));
+        let w3 = core.try_withdraw_at(0);
+        t1.join().unwrap();
+        let w2 = t2.join().unwrap();
+        w2 as u64 + w3 as u64
+    }
+
     #[test]
     fn loom_deposit_and_withdraw_race() {
         loom::model(|| {
             let core = Arc::new(BudgetCore::new(100, 0, Duration::from_secs(10)));
             core.deposit_at(0);
-            let c1 = core.clone();
-            let t1 = thread::spawn(move || c1.deposit_at(0));
-            let c2 = core.clone();
-            let t2 = thread::spawn(move || c2.try_withdraw_at(0));
-            let w3 = core.try_withdraw_at(0);
-            t1.join().unwrap();
-            let w2 = t2.join().unwrap();
-            let spent = w2 as u64 + w3 as u64;
+            let spent = deposit_against_two_withdrawals(&core, |c| c.deposit_at(0));
             assert!(spent >= 1); // the first deposit was there all along
             assert_eq!(core.credit_at(0), 200 - 100 * spent);
         });
@@ -879,14 +885,8 @@ mod loom_tests {
         loom::model(|| {
             let core = Arc::new(BudgetCore::new(200, 0, Duration::from_secs(10)));
             core.deposit(|| 0); // 200 units, undated
-            let c1 = core.clone();
-            let t1 = thread::spawn(move || c1.deposit(|| 0)); // makes a batch of 400
-            let c2 = core.clone();
-            let t2 = thread::spawn(move || c2.try_withdraw_at(0));
-            let w3 = core.try_withdraw_at(0);
-            t1.join().unwrap();
-            let w2 = t2.join().unwrap();
-            let spent = w2 as u64 + w3 as u64;
+                                // The second deposit makes a batch of 400.
+            let spent = deposit_against_two_withdrawals(&core, |c| c.deposit(|| 0));
             let left = core.credit_at(0) + core.undated.load(Ordering::Acquire);
             assert_eq!(left + 100 * spent, 400);
         });
