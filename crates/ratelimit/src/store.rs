@@ -33,7 +33,9 @@ use crate::gcra::{Decision, InsufficientCapacity, Quota};
 ///   for them spawns it (and may lose it if no runtime is there: the only effect is a stricter
 ///   limit for a moment, or a missed pause).
 /// - A future returned by `reserve`/`decide` that is dropped before completing may or may not have
-///   taken its cells.
+///   taken its cells. (The in-memory stores decide at once. The Redis store finishes an abandoned
+///   decision in a spawned task and gives back the cells it took: see
+///   `RedisStoreFuture`.)
 ///
 /// Keys are borrowed: `K` may be unsized (`str`, `[u8]`). The direct (single-key) stores use
 /// `K = ()`.

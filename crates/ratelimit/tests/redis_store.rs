@@ -5,6 +5,7 @@
 
 mod redis_harness;
 
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -464,6 +465,44 @@ async fn foreign_values_under_the_prefix() {
         let m = store.metrics();
         assert_eq!((m.errors, m.fallbacks, m.decisions), (1, 1, 1));
         assert!(!store.is_healthy());
+    })
+    .await;
+}
+
+/// Polls `fut` once (the command goes out), then drops it.
+async fn abandon_after_one_poll(mut fut: resile_ratelimit::redis::RedisStoreFuture) {
+    let pending = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut fut).poll(cx).is_pending())
+    })
+    .await;
+    assert!(pending, "a remote decision is not ready on its first poll");
+    drop(fut);
+}
+
+#[tokio::test]
+async fn a_reservation_dropped_in_flight_gives_its_cells_back() {
+    let server = RedisServer::start();
+    bounded(TEST_DEADLINE, async {
+        let store = store(&server, "t:abandon:").await;
+        let quota = Quota::per_hour(nz(5));
+        // Four of the five cells, reserved and abandoned while Redis decides.
+        abandon_after_one_poll(Store::reserve(&store, "k", &quota, nz(4), Duration::ZERO)).await;
+        // The decision is finished in the background, and its four cells are released.
+        settle(&store, 1).await;
+        assert_eq!(store.metrics().decisions, 1);
+        let d = store.decide("k", &quota, nz(5)).await.unwrap();
+        assert!(d.allowed, "all five cells are free again: {d:?}");
+
+        // An abandoned refusal took nothing and gives nothing back.
+        abandon_after_one_poll(Store::reserve(&store, "k", &quota, nz(1), Duration::ZERO)).await;
+        while store.metrics().decisions < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Time for a release to land, had one been sent.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(store.metrics().updates, 1);
+        let d = store.decide("k", &quota, nz(1)).await.unwrap();
+        assert!(!d.allowed, "the bucket is still empty: {d:?}");
     })
     .await;
 }

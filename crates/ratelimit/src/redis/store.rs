@@ -11,7 +11,7 @@ use redis::{RedisResult, Script, Value};
 
 use super::builder::RedisStoreBuilder;
 use super::error::RedisUnavailable;
-use super::future::RedisStoreFuture;
+use super::future::{GiveBack, RedisStoreFuture};
 use super::key::RedisKey;
 use super::metrics::{bump, Counters, RedisMetrics};
 use super::policy::{closed_decision, open_decision, OnFailure};
@@ -246,20 +246,36 @@ impl<C> Shared<C> {
         max_wait: Duration,
         err: StoreError,
     ) -> Result<Decision, StoreError> {
-        let decision = match self.on_failure {
-            OnFailure::Error => return Err(err),
-            OnFailure::FailOpen => open_decision(quota, cost),
-            OnFailure::FailClosed => closed_decision(quota, cost),
+        self.fallback_from(key, quota, cost, max_wait, err).0
+    }
+
+    /// [`fallback`](Self::fallback), and the share of the quota the local limiter decided under
+    /// (`None` when no local limiter took cells).
+    fn fallback_from(
+        &self,
+        key: &[u8],
+        quota: &Quota,
+        cost: NonZeroU32,
+        max_wait: Duration,
+        err: StoreError,
+    ) -> (Result<Decision, StoreError>, Option<Quota>) {
+        let (decision, local_quota) = match self.on_failure {
+            OnFailure::Error => return (Err(err), None),
+            OnFailure::FailOpen => (open_decision(quota, cost), None),
+            OnFailure::FailClosed => (closed_decision(quota, cost), None),
             OnFailure::Fallback { share } => match (share.of(quota), &self.local) {
-                (Some(local_quota), Some(local)) => local
-                    .reserve_now(key, &local_quota, cost, max_wait)
-                    .unwrap_or_else(|_| closed_decision(&local_quota, cost)),
-                _ => closed_decision(quota, cost),
+                (Some(local_quota), Some(local)) => {
+                    match local.reserve_now(key, &local_quota, cost, max_wait) {
+                        Ok(d) => (d, Some(local_quota)),
+                        Err(_) => (closed_decision(&local_quota, cost), None),
+                    }
+                }
+                _ => (closed_decision(quota, cost), None),
             },
         };
         bump(&self.counters.fallbacks);
         tracing::trace!(target: TARGET, allowed = decision.allowed, "failure policy decided");
-        Ok(decision)
+        (Ok(decision), local_quota)
     }
 }
 
@@ -278,14 +294,20 @@ where
         }
     }
 
+    /// Asks Redis (then the failure policy); with the decision, how to give its cells back if
+    /// the decision is abandoned (`None` when it took none).
     async fn decide_remote(
         self: Arc<Self>,
         key: Vec<u8>,
         quota: Quota,
         cost: NonZeroU32,
-        op: Op,
+        cost_ns: u64,
         max_wait: Duration,
-    ) -> Result<Decision, StoreError> {
+    ) -> (Result<Decision, StoreError>, Option<GiveBack>) {
+        let op = Op::Reserve {
+            cost: cost_ns,
+            max_wait: nanos(max_wait),
+        };
         let result = match self.call(&key, &quota, op).await {
             Ok(reply) => script::decision(&reply, &quota).map_err(StoreError::backend),
             Err(e) => Err(e),
@@ -294,11 +316,28 @@ where
             Ok(decision) => {
                 bump(&self.counters.decisions);
                 self.succeeded();
-                Ok(decision)
+                let give_back = decision.allowed.then(|| {
+                    let shared = Arc::clone(&self);
+                    Box::new(move || shared.update(key, &quota, Op::Release { cost: cost_ns }))
+                        as GiveBack
+                });
+                (Ok(decision), give_back)
             }
             Err(e) => {
                 self.failed("decision", &e);
-                self.fallback(&key, &quota, cost, max_wait, e)
+                let (result, local_quota) = self.fallback_from(&key, &quota, cost, max_wait, e);
+                let give_back = match (&result, local_quota) {
+                    (Ok(d), Some(local_quota)) if d.allowed => {
+                        let shared = Arc::clone(&self);
+                        Some(Box::new(move || {
+                            if let Some(local) = &shared.local {
+                                local.release_now(&key[..], &local_quota, cost);
+                            }
+                        }) as GiveBack)
+                    }
+                    _ => None,
+                };
+                (result, give_back)
             }
         }
     }
@@ -352,11 +391,9 @@ where
             let err = StoreError::backend(RedisUnavailable { retry_in });
             return RedisStoreFuture::ready(shared.fallback(&key, quota, cost, max_wait, err));
         }
-        let op = Op::Reserve {
-            cost: cost_ns,
-            max_wait: nanos(max_wait),
-        };
-        RedisStoreFuture::remote(Arc::clone(shared).decide_remote(key, *quota, cost, op, max_wait))
+        RedisStoreFuture::remote(
+            Arc::clone(shared).decide_remote(key, *quota, cost, cost_ns, max_wait),
+        )
     }
 
     /// Sends `TAT -= cost·T` to Redis in a spawned task. Dropped (and counted in
