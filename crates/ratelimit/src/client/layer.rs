@@ -229,7 +229,7 @@ impl<St, K> RateLimitLayer<St, K> {
     }
 
     /// The id its futures carry instead of the layer (a hints-only layer obeying hints).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn registered(&self) -> Option<u64> {
         self.shared.registered
     }

@@ -65,7 +65,7 @@ pub(crate) fn pause(id: u64, hint: Duration) {
 }
 
 /// Whether a live layer is registered under `id`.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn is_registered(id: u64) -> bool {
     registry()
         .iter()
