@@ -14,7 +14,7 @@ use resile_ratelimit::client::WaitTooLong;
 use resile_ratelimit::redis::{OnFailure, RedisStore};
 use resile_ratelimit::server::{Fallback, PeerIp};
 use resile_ratelimit::{Quota, RateLimitLayer, ThrottleLayer};
-use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
 
 type Client = tower::util::BoxCloneService<Request<()>, Response<()>, tower::BoxError>;
 
@@ -181,6 +181,39 @@ async fn a_server_hint_pauses_every_instance() {
             wait > Duration::from_secs(4) && wait <= Duration::from_secs(5),
             "{wait:?}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_dropped_while_redis_decides_gives_its_permit_back() {
+    let server = RedisServer::start();
+    bounded(TEST_DEADLINE, async {
+        // One request an hour: a permit lost would hold the next request for an hour.
+        let quota = Quota::per_hour(nz(1));
+        let store = store(&server, OnFailure::Error).await;
+        let layer = RateLimitLayer::builder(quota)
+            .store(store.clone(), ())
+            .max_wait(Duration::ZERO)
+            .build();
+        let inner =
+            service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+        // A caller that gives up while Redis decides: its service is dropped in `poll_ready`.
+        let mut gave_up = layer.layer(inner);
+        let pending = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(tower::Service::poll_ready(&mut gave_up, cx).is_pending())
+        })
+        .await;
+        assert!(pending, "the reservation waits for Redis");
+        drop(gave_up);
+        // The reservation is finished in the background and its cell given back.
+        while store.metrics().updates < 1 {
+            assert_eq!(store.metrics().errors, 0);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // So the next caller gets the hour's one request at once.
+        let res = layer.layer(inner).oneshot(Request::new(())).await;
+        assert!(res.is_ok(), "{:?}", res.err());
     })
     .await;
 }
