@@ -237,21 +237,9 @@ impl<C> Shared<C> {
         }
     }
 
-    /// The failure policy's answer for a decision Redis did not make.
+    /// The failure policy's answer for a decision Redis did not make, and the share of the quota
+    /// the local limiter decided under (`None` when no local limiter took cells).
     fn fallback(
-        &self,
-        key: &[u8],
-        quota: &Quota,
-        cost: NonZeroU32,
-        max_wait: Duration,
-        err: StoreError,
-    ) -> Result<Decision, StoreError> {
-        self.fallback_from(key, quota, cost, max_wait, err).0
-    }
-
-    /// [`fallback`](Self::fallback), and the share of the quota the local limiter decided under
-    /// (`None` when no local limiter took cells).
-    fn fallback_from(
         &self,
         key: &[u8],
         quota: &Quota,
@@ -325,7 +313,7 @@ where
             }
             Err(e) => {
                 self.failed("decision", &e);
-                let (result, local_quota) = self.fallback_from(&key, &quota, cost, max_wait, e);
+                let (result, local_quota) = self.fallback(&key, &quota, cost, max_wait, e);
                 let give_back = match (&result, local_quota) {
                     (Ok(d), Some(local_quota)) if d.allowed => {
                         let shared = Arc::clone(&self);
@@ -389,7 +377,7 @@ where
         let key = shared.redis_key(key);
         if let Some(retry_in) = shared.skipping() {
             let err = StoreError::backend(RedisUnavailable { retry_in });
-            return RedisStoreFuture::ready(shared.fallback(&key, quota, cost, max_wait, err));
+            return RedisStoreFuture::ready(shared.fallback(&key, quota, cost, max_wait, err).0);
         }
         RedisStoreFuture::remote(
             Arc::clone(shared).decide_remote(key, *quota, cost, cost_ns, max_wait),
