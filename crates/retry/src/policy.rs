@@ -548,6 +548,21 @@ mod tests {
 
     use super::*;
 
+    /// What `policy` decides for an idempotent request answered `503` on attempt `attempt`.
+    fn decide_503(policy: &RetryPolicy<Constant>, attempt: u32) -> Decision {
+        let res = http::Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(())
+            .unwrap();
+        policy.inner.decide(
+            Outcome::response(&res),
+            || Some(true),
+            &mut None,
+            None,
+            attempt,
+        )
+    }
+
     /// A policy that may retry forever (no retry limit, no budget, no wait) must not overflow
     /// its attempt count: the retry after attempt `u32::MAX` is still attempt `u32::MAX`.
     #[test]
@@ -559,18 +574,7 @@ mod tests {
             .no_budget()
             .on_retry(move |e| hook_seen.store(e.attempt, Ordering::Relaxed))
             .build();
-        let res = http::Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .body(())
-            .unwrap();
-        let mut backoff = None;
-        let decision = policy.inner.decide(
-            Outcome::response(&res),
-            || Some(true),
-            &mut backoff,
-            None,
-            u32::MAX,
-        );
+        let decision = decide_503(&policy, u32::MAX);
         assert!(matches!(decision, Decision::Retry(None)));
         assert_eq!(seen.load(Ordering::Relaxed), u32::MAX);
     }
@@ -586,18 +590,7 @@ mod tests {
             .no_budget()
             .on_give_up(move |e| *hook_reason.lock().unwrap() = Some(e.cause))
             .build();
-        let res = http::Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .body(())
-            .unwrap();
-        let mut backoff = None;
-        let decision = policy.inner.decide(
-            Outcome::response(&res),
-            || Some(true),
-            &mut backoff,
-            None,
-            1,
-        );
+        let decision = decide_503(&policy, 1);
         assert!(matches!(decision, Decision::Return));
         assert_eq!(*reason.lock().unwrap(), Some(GiveUp::WaitOutOfRange));
     }
