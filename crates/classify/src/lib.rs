@@ -15,7 +15,7 @@
 //! | other transport error, timeout | retry idempotent | failure |
 //! | a resile layer's own fast-fail ([`LocalRejection`] in the source chain) | never (¹) | neutral |
 //!
-//! (¹) The classification says never. resile-retry makes one exception, as DESIGN's table does:
+//! (¹) The classification says never. resile-retry makes one exception:
 //! when the request has a retry deadline and the rejection says when it passes again (an open
 //! breaker's next probe, [`LocalRejection::passes_in`]) and that comes before the deadline, the
 //! retry layer waits for it and tries again.

@@ -137,8 +137,9 @@ impl RateLimitLayer {
     ///
     /// There is no quota and no reservation. While no pause is in force, `poll_ready` is one
     /// atomic load (no clock read, no compare-and-swap, no allocation) before the inner
-    /// service's; `call` then only shares the layer with the response future (an `Arc` clone, so
-    /// that a `429` can pause the layer), as for any layer that obeys hints. During a pause a request reads the clock and sleeps until the pause ends, all
+    /// service's; `call` gives the response future only the layer's id, by which a `429`/`503`
+    /// carrying a hint finds the layer to pause it (no shared reference count per request).
+    /// During a pause a request reads the clock and sleeps until the pause ends, all
     /// waiting requests waking at the same instant; a pause past the maximum wait fails the call
     /// at once with [`WaitTooLong`](super::WaitTooLong), as for a pacing layer. Pauses overlap
     /// by the longest: a shorter hint never shortens a pause in force, and a waiting request
