@@ -53,7 +53,9 @@ impl<C: Send + Sync + 'static> Guard<C> {
         let Some((slot, permit)) = unpack(std::mem::take(&mut self.ticket)) else {
             return;
         };
-        self.id.with(|local, counters| {
+        // `move`: the slot and permit travel in the closure by value, not as references to
+        // stack slots written just before in another width.
+        self.id.with(move |local, counters| {
             let classifier = &local.classifier;
             let v = verdict(classifier.classify_response(res));
             local

@@ -141,7 +141,7 @@ impl<C> LocalId<C> {
 impl<C: Send + Sync + 'static> LocalId<C> {
     /// Runs `f` with the breaker and this thread's counters for it; `None` if the breaker is
     /// gone.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with<R>(self, f: impl FnOnce(&Local<C>, &Counters) -> R) -> Option<R> {
         let mut f = Some(f);
         let hit = CACHE

@@ -84,6 +84,25 @@ impl<S, C> CircuitBreaker<S, C> {
         &mut self.inner
     }
 
+    /// `poll_ready`'s admission past the closed path; `true` if the call is refused (the
+    /// rejection is kept for `call`).
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&mut self) -> bool {
+        match self.owner.local.shared.admit(0) {
+            Ok(p) => {
+                self.permit = Some(p);
+                self.refused = None;
+                false
+            }
+            Err(open) => {
+                self.permit = None;
+                self.refused = Some(open);
+                true
+            }
+        }
+    }
+
     fn unreserve(&mut self) {
         if let Some(p) = self.permit.take() {
             self.owner.local.shared.unreserve(0, p);
@@ -124,18 +143,14 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // A probe slot is kept until `call` (or drop); anything else is asked for again.
         if !matches!(self.permit, Some(p) if p.kind() == PermitKind::Probe) {
-            match self.owner.local.shared.admit(0) {
-                Ok(p) => {
-                    self.permit = Some(p);
-                    if self.refused.is_some() {
-                        self.refused = None;
-                    }
+            // The closed path first, on its own: its permit stays in a register.
+            if let Some(p) = self.owner.local.shared.closed_permit(0) {
+                self.permit = Some(p);
+                if self.refused.is_some() {
+                    self.refused = None;
                 }
-                Err(open) => {
-                    self.permit = None;
-                    self.refused = Some(open);
-                    return Poll::Ready(Ok(()));
-                }
+            } else if self.admit_slow() {
+                return Poll::Ready(Ok(()));
             }
         }
         match self.inner.poll_ready(cx) {

@@ -124,6 +124,13 @@ impl Shared {
         }
     }
 
+    /// A permit from slot `slot` if it is closed: the closed path of [`admit`](Shared::admit),
+    /// one load; `None` otherwise (then call `admit`).
+    #[inline]
+    pub(crate) fn closed_permit(&self, slot: usize) -> Option<Permit> {
+        self.slots.get(slot)?.closed_permit()
+    }
+
     /// Asks slot `slot` to admit a call.
     #[inline]
     pub(crate) fn admit(&self, slot: usize) -> Result<Permit, BreakerOpen> {

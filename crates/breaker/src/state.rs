@@ -379,6 +379,15 @@ impl Core {
         self.acquire_slow(policy, w, now)
     }
 
+    /// The fast path of [`acquire`](Core::acquire) alone: a permit if the breaker is closed
+    /// (one load), `None` otherwise (then call `acquire`). Returned in a register: the closed
+    /// path never goes through the (result, change) pair in memory.
+    #[inline]
+    pub(crate) fn closed_permit(&self) -> Option<Permit> {
+        let w = self.word.load(Ordering::Acquire);
+        (kind(w) == CLOSED).then(|| Permit::new(epoch(w), PermitKind::Closed))
+    }
+
     #[cold]
     #[inline(never)]
     fn acquire_slow(

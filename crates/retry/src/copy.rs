@@ -44,6 +44,9 @@ use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 const RECORD_HEAD: usize = 1 + 2 + 4;
 /// The flag of a sensitive value.
 const SENSITIVE: u8 = 1;
+/// The bytes the packing expects per header record before it has seen them (a name and value of
+/// about 60 bytes together): most requests are packed into one allocation, made once.
+const RECORD_GUESS: usize = RECORD_HEAD + 64;
 
 /// A copy of an `http::Request` kept for a retry: the method, version, extensions and body as
 /// clones, the URI and the headers packed into one buffer (see the [module documentation](self)).
@@ -122,12 +125,13 @@ impl<B> fmt::Debug for RequestCopy<B> {
 
 /// The URI's parts, then the header records, in one buffer.
 ///
-/// Kept small (40 bytes): it lives in every retry future, which is moved as it is built and
+/// Kept small (48 bytes): it lives in every retry future, which is moved as it is built and
 /// returned. The lengths are `u32` (a request whose URI or header count does not fit is not
-/// copied), and the buffer is a plain boxed slice, copied once into a shared `Bytes` when a
-/// retry rebuilds the request (so that its URI and header values can share it).
+/// copied), and the buffer is a plain `Vec`, filled in one pass over the headers and copied
+/// once into a shared `Bytes` when a retry rebuilds the request (so that its URI and header
+/// values can share it).
 struct Packed {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     /// The scheme's text at the start of `buf` (`0`: none) ...
     scheme_len: u32,
     /// ... then the authority's (`0`: none) ...
@@ -141,6 +145,9 @@ struct Packed {
 }
 
 impl Packed {
+    // Inlined into `RequestCopy::new`: returned through memory, the packed fields were written
+    // in one width and read back in another (a stalled store-to-load forward).
+    #[inline(always)]
     fn pack(uri: &Uri, map: &HeaderMap) -> Option<Packed> {
         // The URI's three parts as `Uri` holds them; rebuilt with `Uri::from_parts`, so every
         // URI `http` can hold (parsed or built from parts) comes back the same.
@@ -152,31 +159,26 @@ impl Packed {
         let uri_len = scheme_len
             .checked_add(authority_len)?
             .checked_add(path_and_query.len())?;
-        // Sizes first, so that the buffer is allocated once and exactly.
-        let mut size = uri_len;
-        for (name, value) in map {
-            if value.len() > u32::MAX as usize {
-                return None;
-            }
-            size = size.checked_add(RECORD_HEAD + name.as_str().len() + value.len())?;
-        }
-        let mut buf = Vec::with_capacity(size);
+        // One pass over the headers: the buffer is sized for the URI and a typical record per
+        // header ([`RECORD_GUESS`] bytes), and grows (amortized) for longer ones.
+        let guess = map.len().saturating_mul(RECORD_GUESS);
+        let mut buf = Vec::with_capacity(uri_len.saturating_add(guess));
         buf.extend_from_slice(scheme.as_bytes());
         buf.extend_from_slice(authority.as_bytes());
         buf.extend_from_slice(path_and_query.as_bytes());
         for (name, value) in map {
             let name = name.as_str().as_bytes();
-            // `HeaderName` is at most 65,535 bytes long; the value length was checked above.
+            let value_bytes = value.as_bytes();
+            // `HeaderName` is at most 65,535 bytes long; a longer value cannot be packed.
             let [n0, n1] = u16::try_from(name.len()).ok()?.to_le_bytes();
-            let [v0, v1, v2, v3] = u32::try_from(value.len()).ok()?.to_le_bytes();
+            let [v0, v1, v2, v3] = u32::try_from(value_bytes.len()).ok()?.to_le_bytes();
             let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
             buf.extend_from_slice(&[flags, n0, n1, v0, v1, v2, v3]);
             buf.extend_from_slice(name);
-            buf.extend_from_slice(value.as_bytes());
+            buf.extend_from_slice(value_bytes);
         }
-        // Exactly sized, so the conversion keeps the allocation.
         Some(Packed {
-            buf: buf.into_boxed_slice(),
+            buf,
             scheme_len: u32::try_from(scheme_len).ok()?,
             authority_len: u32::try_from(authority_len).ok()?,
             uri_len: u32::try_from(uri_len).ok()?,
