@@ -164,10 +164,15 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    let replay = &**this.replay;
-                    let service = this
-                        .service
-                        .get_or_insert_with(|| Box::new(replay.service()));
+                    let service = match this.service {
+                        Some(service) => service,
+                        // The retries' service: a clone of the template, which the call that
+                        // made this future had set.
+                        None => match this.replay.service() {
+                            Some(service) => this.service.insert(Box::new(service)),
+                            None => unreachable!("resile-retry: a future without a template"),
+                        },
+                    };
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }

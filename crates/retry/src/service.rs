@@ -1,7 +1,7 @@
 //! The retry service.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use http::HeaderValue;
@@ -33,8 +33,9 @@ use crate::BoxError;
 /// `Retry` does, costs what that clone costs for every request — for a hyper-util `Client` or a
 /// stack of layers, several shared reference counts taken and dropped, and a future as large as
 /// the service — to serve the few requests that are retried. So a `Retry` keeps one clone of the
-/// inner service, made at its first call and shared by its clones and every future it makes
-/// (with the policy, behind one `Arc`); a request that is retried clones that template, once,
+/// inner service, made at the first call of the `Retry` or of any of its clones (a clone per
+/// request sent with `oneshot` shares it too) and shared by every future they make (with the
+/// policy, behind one `Arc`); a request that is retried clones that template, once,
 /// and sends its retries through the clone, which polls its own readiness before each retry. An
 /// error from that `poll_ready` ends the request with that error.
 ///
@@ -45,37 +46,47 @@ use crate::BoxError;
 pub struct Retry<S, B = Exponential> {
     inner: S,
     policy: RetryPolicy<B>,
-    /// The policy and the template, shared with every future; made at the first call.
-    replay: Option<Arc<Replay<S, B>>>,
+    /// The policy and the template, shared with the clones of this `Retry` and every future.
+    replay: Arc<Replay<S, B>>,
 }
 
 /// What a request's future keeps for its retries: the policy, and the template of the inner
 /// service that a retried request clones.
 pub(crate) struct Replay<S, B> {
     pub(crate) policy: Arc<PolicyInner<B>>,
-    /// Locked only to clone it, for a request that is retried: a `Mutex` so that a service that
-    /// is `Send` but not `Sync` (a boxed service) still makes a `Send` future.
-    template: Mutex<S>,
+    /// Set once, at the first call of a `Retry` sharing this `Replay`, to a clone of its inner
+    /// service. Locked only to clone it, for a request that is retried: a `Mutex` so that a
+    /// service that is `Send` but not `Sync` (a boxed service) still makes a `Send` future.
+    template: OnceLock<Mutex<S>>,
+}
+
+impl<S, B> Replay<S, B> {
+    fn new(policy: Arc<PolicyInner<B>>) -> Arc<Self> {
+        Arc::new(Replay {
+            policy,
+            template: OnceLock::new(),
+        })
+    }
 }
 
 impl<S: Clone, B> Replay<S, B> {
-    /// A clone of the template, for a request's retries.
-    pub(crate) fn service(&self) -> S {
+    /// A clone of the template, for a request's retries; `None` before the first call (a future
+    /// exists only after one).
+    pub(crate) fn service(&self) -> Option<S> {
         // The lock guards a clone only: a panic while it was held left the service as it was.
-        self.template
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let template = self.template.get()?;
+        Some(template.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
 
 impl<S, B> Retry<S, B> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy<B>) -> Self {
+        let replay = Replay::new(Arc::clone(&policy.inner));
         Retry {
             inner,
             policy,
-            replay: None,
+            replay,
         }
     }
 
@@ -92,7 +103,8 @@ impl<S, B> Retry<S, B> {
     /// The inner service, mutably. The next call makes its retries' template from the service
     /// as it then is.
     pub fn get_mut(&mut self) -> &mut S {
-        self.replay = None;
+        // Detached from the clones: they keep the template they share.
+        self.replay = Replay::new(Arc::clone(&self.policy.inner));
         &mut self.inner
     }
 
@@ -107,7 +119,7 @@ impl<S: Clone, B> Clone for Retry<S, B> {
         Retry {
             inner: self.inner.clone(),
             policy: self.policy.clone(),
-            replay: self.replay.clone(),
+            replay: Arc::clone(&self.replay),
         }
     }
 }
@@ -148,10 +160,10 @@ where
             budget.deposit();
         }
         let deadline = policy.deadline.and_then(|d| Instant::now().checked_add(d));
-        let replay = match &self.replay {
-            Some(replay) => Arc::clone(replay),
-            None => self.new_replay(),
-        };
+        if self.replay.template.get().is_none() {
+            self.set_template();
+        }
+        let replay = Arc::clone(&self.replay);
         // The copy for a retry is made before the request is sent.
         let copy = req.try_copy();
         let future = self.inner.call(req);
@@ -160,15 +172,11 @@ where
 }
 
 impl<S: Clone, B> Retry<S, B> {
-    /// Makes the template (at the first call, and after `get_mut`).
+    /// Makes the template (at the first call of this `Retry` or its clones, and after
+    /// `get_mut`). Racing clones on other threads may each try: one template is kept.
     #[cold]
     #[inline(never)]
-    fn new_replay(&mut self) -> Arc<Replay<S, B>> {
-        let replay = Arc::new(Replay {
-            policy: Arc::clone(&self.policy.inner),
-            template: Mutex::new(self.inner.clone()),
-        });
-        self.replay = Some(Arc::clone(&replay));
-        replay
+    fn set_template(&mut self) {
+        let _ = self.replay.template.set(Mutex::new(self.inner.clone()));
     }
 }

@@ -1074,6 +1074,21 @@ async fn a_request_that_is_not_retried_clones_no_service() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn clones_of_a_service_never_called_share_one_template() {
+    // The usual pattern of a shared client: a clone per request, sent with `oneshot`. The
+    // original `Retry` is never called itself, yet its clones make one template between them.
+    let inner = Counted::new(vec![200; 100]);
+    let clones = inner.clones.clone();
+    let svc = Retry::new(inner, no_budget_at_once(3));
+    for _ in 0..100 {
+        let res = svc.clone().oneshot(get()).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // 100 clones of the `Retry` (each clones its inner service), and one template.
+    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 101);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_retried_request_clones_the_template_once() {
     // The first request: 503, 503, then 200 — two retries through one clone of the template.
     let inner = Counted::new(vec![503, 503]);
