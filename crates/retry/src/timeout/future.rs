@@ -56,6 +56,9 @@ where
             // deadline past what `Instant` can hold never fires.
             if let Some(at) = Instant::now().checked_add(*this.timeout) {
                 this.sleep.set(Some(tokio::time::sleep_until(at)));
+                // The runtime has a time driver (the timer above needed one): keep registering
+                // timers on it cheap.
+                super::keeper::armed(*this.timeout);
             }
         }
         match this.sleep.as_pin_mut() {

@@ -14,6 +14,18 @@
 //! attempt answered on its first poll (a cache, a mock, an in-process service, an error returned
 //! at once) reads no clock and touches no timer.
 //!
+//! # Arming a timer without waking the runtime
+//!
+//! tokio's time driver wakes its I/O driver (an eventfd write: a system call) for a timer
+//! registered while its wheel was empty at its last park, or with a deadline earlier than the
+//! one it noted then (tokio-rs/tokio#5207): with a timer per request that is a system call on
+//! most requests of a busy client, a few per cent of its throughput. So the first attempt that
+//! arms a timer on a runtime starts a *keeper* there: a task that keeps one timer of its own in
+//! the wheel, due within half the shortest attempt timeout it serves, so that every attempt's
+//! deadline comes later and registering it wakes nobody. It never changes when an attempt times
+//! out; it sleeps half the timeout at a time (not for timeouts under 100 ms), and stops after
+//! four rounds without an attempt, or with its runtime.
+//!
 //! # The clock starts at the first poll
 //!
 //! The time counts from the first poll of the response future that finds the attempt not yet
@@ -70,6 +82,7 @@ pub use tower::timeout::error::Elapsed;
 use crate::BoxError;
 
 mod future;
+mod keeper;
 
 pub use future::ResponseFuture;
 

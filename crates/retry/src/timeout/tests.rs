@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 
-use super::{AttemptTimeout, AttemptTimeoutLayer, Elapsed};
+use super::{keeper, AttemptTimeout, AttemptTimeoutLayer, Elapsed};
 use crate::{BoxError, Constant, RetryLayer, RetryPolicy};
 
 #[test]
@@ -178,4 +178,104 @@ fn the_layer_is_a_small_config_value() {
     let svc = layer.layer(());
     assert_eq!(svc.timeout(), Duration::from_millis(250));
     assert!(format!("{:?}", svc).contains("AttemptTimeout"));
+}
+
+/// An attempt answered after `after` through a layer of `timeout`, on the current runtime.
+async fn answered_after(timeout: Duration, after: Duration) {
+    let svc = AttemptTimeoutLayer::new(timeout).layer(service_fn(move |_: ()| async move {
+        tokio::time::sleep(after).await;
+        Ok::<_, Infallible>(())
+    }));
+    svc.oneshot(()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_attempt_starts_a_keeper_that_stops_when_idle() {
+    assert!(keeper::current().is_none());
+    answered_after(Duration::from_secs(10), Duration::from_millis(100)).await;
+    let k = keeper::current().expect("a keeper for this runtime");
+    assert_eq!(k.round_for_test(), Duration::from_secs(5));
+    // Still there while attempts keep coming, one per round.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+        assert!(keeper::current().is_some());
+    }
+    // Gone after `IDLE_ROUNDS` rounds without one.
+    tokio::time::sleep(Duration::from_secs(5) * (keeper::IDLE_ROUNDS + 1)).await;
+    assert!(keeper::current().is_none());
+    // The next attempt starts a new one.
+    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+    assert!(keeper::current().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_answered_at_once_starts_no_keeper() {
+    let svc = AttemptTimeoutLayer::new(Duration::from_secs(10)).layer(service_fn(|_: ()| {
+        std::future::ready(Ok::<_, Infallible>(()))
+    }));
+    svc.oneshot(()).await.unwrap();
+    assert!(keeper::current().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_under_twice_the_shortest_round_is_not_served() {
+    answered_after(
+        keeper::MIN_ROUND * 2 - Duration::from_millis(1),
+        Duration::from_millis(1),
+    )
+    .await;
+    assert!(keeper::current().is_none());
+    answered_after(keeper::MIN_ROUND * 2, Duration::from_millis(1)).await;
+    assert_eq!(
+        keeper::current().unwrap().round_for_test(),
+        keeper::MIN_ROUND
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_timeout_shortens_the_round() {
+    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+    answered_after(Duration::from_secs(1), Duration::from_millis(1)).await;
+    assert_eq!(
+        keeper::current().unwrap().round_for_test(),
+        Duration::from_millis(500)
+    );
+    // A longer one does not lengthen it.
+    answered_after(Duration::from_secs(30), Duration::from_millis(1)).await;
+    assert_eq!(
+        keeper::current().unwrap().round_for_test(),
+        Duration::from_millis(500)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keeper_never_changes_when_an_attempt_times_out() {
+    // Rounds of 1.5 s fire inside a 3 s attempt: it still times out at 3 s exactly, and one that
+    // answers at 2.9 s is returned.
+    let start = Instant::now();
+    let svc = AttemptTimeoutLayer::new(Duration::from_secs(3)).layer(service_fn(|_: ()| async {
+        std::future::pending::<Result<(), Infallible>>().await
+    }));
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    assert!(keeper::current().is_some());
+    answered_after(Duration::from_secs(3), Duration::from_millis(2900)).await;
+}
+
+#[test]
+fn a_keeper_ends_with_its_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+        assert!(keeper::current().is_some());
+        tokio::runtime::Handle::current().id()
+    });
+    drop(rt);
+    assert!(!keeper::exists(id));
 }
