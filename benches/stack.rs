@@ -16,7 +16,8 @@
 //!   resile-retry's packed `RequestCopy`, the copy the stack keeps) and each piece alone.
 //!
 //! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
-//! `200 ok`; a hyper-util client with a keep-alive pool sends requests and reads each whole
+//! `200 ok` (on a thread and tokio runtime of its own); a hyper-util client with a keep-alive
+//! pool (on a current-thread runtime in the bench's thread) sends requests and reads each whole
 //! response. Each iteration sends 64 requests, one after the other (`sequential`) or 64 at once
 //! (`concurrent`); criterion reports requests per second (throughput in elements). Contenders:
 //! `bare`, `full_stack` (the defaults), and two references: `bare_timeout` (the bare client with
@@ -172,12 +173,26 @@ where
 }
 
 fn hyper_loopback(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The server on a thread and runtime of its own, the clients on this thread's runtime: one
+    // core each on a 2-core machine. (With both in one multi-thread runtime, the machine ran a
+    // whole run at one of two throughputs ~35 % apart, at random.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let server_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        server_rt.block_on(async move {
+            if tx.send(server().await).is_ok() {
+                std::future::pending::<()>().await;
+            }
+        })
+    });
+    let addr = rx.recv().expect("the server's address");
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let addr = rt.block_on(server());
     let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
 
     let bare = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();

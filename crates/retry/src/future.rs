@@ -109,7 +109,7 @@ where
                     // The path of every successful request: a status no rule can retry is
                     // returned without building a classification.
                     if let Ok(res) = &result {
-                        let policy = &*this.replay.policy;
+                        let policy = &*this.replay.policy.inner;
                         if !policy.classifier.may_retry_status(res.status()) {
                             if *this.attempt > 1 {
                                 policy.done_after_retries(res, *this.attempt);
@@ -123,7 +123,7 @@ where
                             Ok(res) => Outcome::response(res),
                             Err(err) => Outcome::error(&**err),
                         };
-                        let policy = &*this.replay.policy;
+                        let policy = &*this.replay.policy.inner;
                         let copy = this.copy.as_ref();
                         let next = &mut *this.next;
                         policy.decide(
@@ -181,7 +181,7 @@ where
                     };
                     let mut req = *req;
                     *this.attempt = this.attempt.saturating_add(1);
-                    if let Some(name) = &this.replay.policy.attempt_header {
+                    if let Some(name) = &this.replay.policy.inner.attempt_header {
                         req.headers_mut()
                             .insert(name.clone(), HeaderValue::from(*this.attempt));
                     }

@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::body::ReplayableRequest;
 use crate::future::ResponseFuture;
-use crate::policy::{PolicyInner, RetryPolicy};
+use crate::policy::RetryPolicy;
 use crate::BoxError;
 
 /// Retries the requests of an inner service according to a [`RetryPolicy`].
@@ -45,7 +45,6 @@ use crate::BoxError;
 /// makes a new template from the changed service.
 pub struct Retry<S, B = Exponential> {
     inner: S,
-    policy: RetryPolicy<B>,
     /// The policy and the template, shared with the clones of this `Retry` and every future.
     replay: Arc<Replay<S, B>>,
 }
@@ -53,7 +52,7 @@ pub struct Retry<S, B = Exponential> {
 /// What a request's future keeps for its retries: the policy, and the template of the inner
 /// service that a retried request clones.
 pub(crate) struct Replay<S, B> {
-    pub(crate) policy: Arc<PolicyInner<B>>,
+    pub(crate) policy: RetryPolicy<B>,
     /// Set once, at the first call of a `Retry` sharing this `Replay`, to a clone of its inner
     /// service. Locked only to clone it, for a request that is retried: a `Mutex` so that a
     /// service that is `Send` but not `Sync` (a boxed service) still makes a `Send` future.
@@ -61,7 +60,7 @@ pub(crate) struct Replay<S, B> {
 }
 
 impl<S, B> Replay<S, B> {
-    fn new(policy: Arc<PolicyInner<B>>) -> Arc<Self> {
+    fn new(policy: RetryPolicy<B>) -> Arc<Self> {
         Arc::new(Replay {
             policy,
             template: OnceLock::new(),
@@ -82,17 +81,15 @@ impl<S: Clone, B> Replay<S, B> {
 impl<S, B> Retry<S, B> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy<B>) -> Self {
-        let replay = Replay::new(Arc::clone(&policy.inner));
         Retry {
             inner,
-            policy,
-            replay,
+            replay: Replay::new(policy),
         }
     }
 
     /// The policy.
     pub fn policy(&self) -> &RetryPolicy<B> {
-        &self.policy
+        &self.replay.policy
     }
 
     /// The inner service.
@@ -104,7 +101,7 @@ impl<S, B> Retry<S, B> {
     /// as it then is.
     pub fn get_mut(&mut self) -> &mut S {
         // Detached from the clones: they keep the template they share.
-        self.replay = Replay::new(Arc::clone(&self.policy.inner));
+        self.replay = Replay::new(self.replay.policy.clone());
         &mut self.inner
     }
 
@@ -118,7 +115,6 @@ impl<S: Clone, B> Clone for Retry<S, B> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            policy: self.policy.clone(),
             replay: Arc::clone(&self.replay),
         }
     }
@@ -128,7 +124,7 @@ impl<S: fmt::Debug, B: fmt::Debug> fmt::Debug for Retry<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("policy", &self.policy)
+            .field("policy", &self.replay.policy)
             .finish()
     }
 }
@@ -151,7 +147,7 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let policy = &self.policy.inner;
+        let policy = &*self.replay.policy.inner;
         if let Some(name) = &policy.attempt_header {
             req.headers_mut()
                 .insert(name.clone(), HeaderValue::from_static("1"));

@@ -23,6 +23,10 @@
 //!   every [`MIN_ROUND`] would cost an idle runtime more than it saves.
 //! - It stops after [`IDLE_ROUNDS`] rounds in which no attempt armed a timer, or with its
 //!   runtime; the next attempt starts a new one.
+//! - An attempt looks up its runtime (to find its keeper) only when its thread's keeper has not
+//!   been marked active since its last round: once a round per thread. A thread that moves to
+//!   another runtime while its old keeper stays busy goes without a keeper until then: its
+//!   attempts' timers cost what they cost without one, and still fire on time.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,6 +95,24 @@ pub(crate) fn armed(timeout: Duration) {
     let Some(round_ns) = round_for(timeout) else {
         return;
     };
+    // Most attempts: this thread's keeper is running, another attempt already marked this round
+    // active, and its round is short enough. Nothing to write, and the runtime is not looked up
+    // (an `Arc` taken and dropped): it is checked once a round, by the first attempt after the
+    // keeper clears `active`.
+    let done = CACHED
+        .try_with(|cached| {
+            let cached = cached.try_borrow().ok()?;
+            let keeper = cached.as_ref()?;
+            (keeper.active.load(Ordering::Relaxed)
+                && keeper.alive.load(Ordering::Relaxed)
+                && round_ns >= keeper.round_ns.load(Ordering::Relaxed))
+            .then_some(())
+        })
+        .ok()
+        .flatten();
+    if done.is_some() {
+        return;
+    }
     let Ok(handle) = Handle::try_current() else {
         return;
     };
