@@ -12,8 +12,8 @@
 //! the deadline of any attempt it serves: it sleeps half the shortest timeout it serves, and
 //! again. With it the wheel is never empty and every attempt's deadline is later than the
 //! earliest one the driver noted, so registering the attempt's timer wakes nobody (the same
-//! count: 347 `write` beside 42,368 `writev`). The attempts' timers are unchanged: the keeper only decides
-//! what a registration costs, never when an attempt times out.
+//! count: 347 `write` beside 42,368 `writev`). The attempts' timers are unchanged: the keeper
+//! only decides what a registration costs, never when an attempt times out.
 //!
 //! Rules:
 //!
@@ -100,39 +100,38 @@ pub(crate) fn armed(timeout: Duration) {
     // active, and its round is short enough. Nothing to write, and the runtime is not looked up
     // (an `Arc` taken and dropped): it is checked once a round, by the first attempt after the
     // keeper clears `active`.
-    let done = CACHED
-        .try_with(|cached| {
-            let cached = cached.try_borrow().ok()?;
-            let keeper = cached.as_ref()?;
-            (keeper.active.load(Ordering::Relaxed)
-                && keeper.alive.load(Ordering::Relaxed)
-                && round_ns >= keeper.round_ns.load(Ordering::Relaxed))
-            .then_some(())
-        })
-        .ok()
-        .flatten();
-    if done.is_some() {
+    let marked = with_cached(|keeper| {
+        keeper.active.load(Ordering::Relaxed)
+            && keeper.alive.load(Ordering::Relaxed)
+            && round_ns >= keeper.round_ns.load(Ordering::Relaxed)
+    });
+    if marked {
         return;
     }
     let Ok(handle) = Handle::try_current() else {
         return;
     };
     let runtime = handle.id();
-    let served = CACHED
-        .try_with(|cached| {
-            let cached = cached.try_borrow().ok()?;
-            let keeper = cached.as_ref()?;
-            if keeper.runtime != runtime || !keeper.alive.load(Ordering::Acquire) {
-                return None;
-            }
+    let served = with_cached(|keeper| {
+        let serves = keeper.runtime == runtime && keeper.alive.load(Ordering::Acquire);
+        if serves {
             keeper.touch(round_ns);
-            Some(())
-        })
-        .ok()
-        .flatten();
-    if served.is_none() {
+        }
+        serves
+    });
+    if !served {
         start(&handle, runtime, round_ns);
     }
+}
+
+/// `f` of this thread's cached keeper; `false` if there is none (or the cache is unreachable:
+/// the thread is exiting).
+fn with_cached(f: impl FnOnce(&Keeper) -> bool) -> bool {
+    CACHED
+        .try_with(|cached| cached.try_borrow().ok().and_then(|k| k.as_deref().map(f)))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Finds or starts the keeper of `runtime`, and caches it for this thread.
