@@ -14,17 +14,21 @@
 //! attempt answered on its first poll (a cache, a mock, an in-process service, an error returned
 //! at once) reads no clock and touches no timer.
 //!
-//! # Arming a timer without waking the runtime
+//! # One keeper per runtime instead of a tokio timer per attempt
 //!
-//! tokio's time driver wakes its I/O driver (an eventfd write: a system call) for a timer
-//! registered while its wheel was empty at its last park, or with a deadline earlier than the
-//! one it noted then (tokio-rs/tokio#5207): with a timer per request that is a system call on
-//! most requests of a busy client, a few per cent of its throughput. So the first attempt that
-//! arms a timer on a runtime starts a *keeper* there: a task that keeps one timer of its own in
-//! the wheel, due within half the shortest attempt timeout it serves, so that every attempt's
-//! deadline comes later and registering it wakes nobody. It never changes when an attempt times
-//! out; it sleeps half the timeout at a time (not for timeouts under 100 ms), and stops after
-//! four rounds without an attempt, or with its runtime.
+//! A tokio timer per attempt costs a runtime handle, the timer wheel's lock to register and to
+//! cancel, and often a system call to wake the driver (tokio's time driver writes its eventfd
+//! for a timer registered while its wheel was empty, or earlier than the deadline it noted at
+//! its last park: tokio-rs/tokio#5207): a few per cent of a busy client's throughput. So the
+//! first attempt that needs a timer on a runtime starts a *keeper* there: a task that holds the
+//! only timer in the wheel and keeps the time of every pending attempt on a board of its own.
+//! An attempt posts its deadline and waker there (a slot claimed and freed with one
+//! compare-and-swap each: no lock, no allocation), and the keeper wakes it when it is due. The
+//! deadline is the attempt's, to the wheel's millisecond, as with a timer of its own. Timeouts
+//! under 100 ms, attempts beyond the board's 4,096 slots, and attempts whose keeper has gone
+//! (its runtime shut down) use a tokio timer of their own. A keeper sleeps half the shortest
+//! timeout it serves at a time, and stops after four rounds without an attempt, or with its
+//! runtime.
 //!
 //! # The clock starts at the first poll
 //!
@@ -81,6 +85,7 @@ pub use tower::timeout::error::Elapsed;
 
 use crate::BoxError;
 
+mod board;
 mod future;
 mod keeper;
 

@@ -1,6 +1,6 @@
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -278,4 +278,104 @@ fn a_keeper_ends_with_its_runtime() {
     });
     drop(rt);
     assert!(!keeper::exists(id));
+}
+
+/// Polls `fut` once, in the current task.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
+}
+
+/// An attempt that never answers, through a layer of `timeout`.
+fn never_answers(
+    timeout: Duration,
+) -> AttemptTimeout<
+    impl Service<(), Response = (), Error = Infallible, Future = impl Future + Send> + Clone,
+> {
+    AttemptTimeoutLayer::new(timeout).layer(service_fn(|_: ()| async {
+        std::future::pending::<Result<(), Infallible>>().await
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answered_attempt_leaves_nothing_on_the_keepers_board() {
+    answered_after(Duration::from_secs(10), Duration::from_millis(5)).await;
+    let k = keeper::current().expect("a keeper");
+    assert_eq!(k.posted_for_test(), 0);
+    // A pending attempt is on it until it times out, then gone.
+    let mut pending = tokio::spawn(never_answers(Duration::from_secs(10)).oneshot(()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(k.posted_for_test(), 1);
+    assert!(poll_once(&mut pending).await.is_pending());
+    let err = pending.await.unwrap().unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(k.posted_for_test(), 0);
+    // One dropped while pending frees its slot too.
+    let dropped = tokio::spawn(never_answers(Duration::from_secs(10)).oneshot(()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(k.posted_for_test(), 1);
+    dropped.abort();
+    let _ = dropped.await;
+    assert_eq!(k.posted_for_test(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_timeout_than_the_keepers_plan_still_fires_on_time() {
+    // The keeper plans its next walk 5 s ahead; an attempt of 1 s asks for an earlier one.
+    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+    let start = Instant::now();
+    let err = never_answers(Duration::from_secs(1))
+        .oneshot(())
+        .await
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_beyond_the_board_keep_time_themselves() {
+    // More attempts pending at once than the board has slots: every one times out on time.
+    let start = Instant::now();
+    let svc = never_answers(Duration::from_secs(2));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..keeper::SLOTS + 100 {
+        set.spawn(svc.clone().oneshot(()));
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(keeper::current().unwrap().posted_for_test(), keeper::SLOTS);
+    let mut timed_out = 0;
+    while let Some(res) = set.join_next().await {
+        let err = res.unwrap().unwrap_err();
+        assert!(err.is::<Elapsed>(), "{err}");
+        timed_out += 1;
+    }
+    assert_eq!(timed_out, keeper::SLOTS + 100);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[test]
+fn an_attempt_outliving_its_keepers_runtime_keeps_time_itself() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    // Posted on the first runtime's keeper, then that runtime is dropped.
+    let first = paused();
+    let mut fut = Box::pin(never_answers(Duration::from_secs(10)).oneshot(()));
+    first.block_on(async {
+        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+        assert!(poll_once(&mut fut).await.is_pending());
+        assert_eq!(keeper::current().unwrap().posted_for_test(), 1);
+    });
+    drop(first);
+    // Polled on another runtime, it times out with a timer of its own (it is not left waiting
+    // for a keeper that is gone).
+    let second = paused();
+    let err = second
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), fut).await })
+        .expect("timed out by its own timer, not hanging")
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
 }

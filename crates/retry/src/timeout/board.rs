@@ -1,0 +1,639 @@
+//! The keeper's board: a fixed array of slots where attempts post their deadline and waker, and
+//! which the keeper reads to wake the attempts that are due.
+//!
+//! An attempt claims a free slot with one compare-and-swap, writes its deadline and waker, and
+//! publishes it (`ARMED`); when it ends first it frees the slot with one more compare-and-swap.
+//! The keeper, alone, walks the board: it fires a due slot (`ARMED -> FIRING`, wake, `FIRED`),
+//! and, when it stops, releases every armed slot (`ARMED -> RELEASING`, wake, `FREE`) so that
+//! its attempts fall back to timers of their own. No lock, no allocation after the board's.
+//!
+//! Each slot's state is one word: a generation (bumped at every claim) and a status. A ticket
+//! names a slot and the generation it claimed, so an attempt never mistakes a later claim of its
+//! slot for its own: what it reads is [`Check::Armed`] (its claim stands), [`Check::Fired`] (the
+//! keeper found it due) or [`Check::Lost`] (its claim was released, and the attempt keeps time
+//! itself). A slot is claimed again only when `FREE` or `FIRED`: never while a waker is being
+//! written, taken or woken, so a wake always reaches the attempt whose slot it was.
+//!
+//! The concurrent claims (a claim never lost, a fired or released attempt always woken, a slot
+//! never stuck) are checked with loom: see `loom_tests` at the end of this file and the command
+//! in the budget module.
+
+use std::task::Waker;
+
+#[cfg(resile_loom)]
+use loom::sync::atomic::{fence, AtomicU64, Ordering};
+#[cfg(not(resile_loom))]
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+const FREE: u64 = 0;
+const ARMED: u64 = 1;
+/// Its attempt writes the deadline and waker.
+const WRITING: u64 = 2;
+/// The keeper has found it due and wakes its attempt.
+const FIRING: u64 = 3;
+const FIRED: u64 = 4;
+/// The keeper is stopping and wakes its attempt, which keeps time itself.
+const RELEASING: u64 = 5;
+/// The keeper drops the waker a freed slot still holds.
+const SWEEPING: u64 = 6;
+const STATUS_BITS: u32 = 3;
+const STATUS: u64 = (1 << STATUS_BITS) - 1;
+
+const fn word(generation: u64, status: u64) -> u64 {
+    generation << STATUS_BITS | status
+}
+
+/// Slots tried from a claim's starting point before the attempt falls back to a timer of its own.
+const PROBES: usize = 8;
+
+/// A waker cell both the attempt and the keeper reach; loom's under the model.
+#[cfg(not(resile_loom))]
+struct WakerCell(atomic_waker::AtomicWaker);
+#[cfg(resile_loom)]
+struct WakerCell(loom::future::AtomicWaker);
+
+impl WakerCell {
+    fn new() -> Self {
+        #[cfg(not(resile_loom))]
+        return WakerCell(atomic_waker::AtomicWaker::new());
+        #[cfg(resile_loom)]
+        return WakerCell(loom::future::AtomicWaker::new());
+    }
+
+    fn register(&self, waker: &Waker) {
+        #[cfg(not(resile_loom))]
+        self.0.register(waker);
+        #[cfg(resile_loom)]
+        self.0.register_by_ref(waker);
+    }
+
+    fn wake(&self) {
+        self.0.wake();
+    }
+
+    fn take(&self) -> Option<Waker> {
+        #[cfg(not(resile_loom))]
+        return self.0.take();
+        #[cfg(resile_loom)]
+        return self.0.take_waker();
+    }
+}
+
+struct Slot {
+    state: AtomicU64,
+    /// The attempt's deadline, in the keeper's nanoseconds; written before `ARMED` is published.
+    deadline: AtomicU64,
+    waker: WakerCell,
+}
+
+/// A claim on a slot: which one, and the generation claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    index: usize,
+    generation: u64,
+}
+
+impl Ticket {
+    /// The slot claimed.
+    pub(crate) fn index(self) -> usize {
+        self.index
+    }
+}
+
+/// What an attempt finds in its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Still armed: the keeper will wake it when it is due (its waker is the latest given).
+    Armed,
+    /// The keeper found it due: the attempt has timed out.
+    Fired,
+    /// The keeper released it (it stopped): the attempt keeps time itself from now on.
+    Lost,
+}
+
+/// What one walk of the board found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Walk {
+    /// The earliest deadline still armed (`u64::MAX` if none).
+    pub(crate) earliest: u64,
+    /// Slots armed and not yet due.
+    pub(crate) armed: usize,
+    /// Slots fired by this walk.
+    pub(crate) fired: usize,
+}
+
+pub(crate) struct Board {
+    slots: Box<[Slot]>,
+}
+
+impl Board {
+    /// A board of `len` slots (a power of two).
+    pub(crate) fn new(len: usize) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Board {
+            slots: (0..len)
+                .map(|_| Slot {
+                    state: AtomicU64::new(word(0, FREE)),
+                    deadline: AtomicU64::new(0),
+                    waker: WakerCell::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index & (self.slots.len() - 1)]
+    }
+
+    /// Claims a free slot at or after `start`, posts `deadline` and `waker` there and publishes
+    /// it. `None` if the [`PROBES`] slots tried are all taken.
+    ///
+    /// The publication ends with a sequentially consistent fence: the caller's loads after it
+    /// (is the keeper alive, when does it walk next) and the keeper's stores before a walk or a
+    /// release (which begin with one too) cannot both miss each other.
+    pub(crate) fn arm(&self, start: usize, deadline: u64, waker: &Waker) -> Option<Ticket> {
+        let mask = self.slots.len() - 1;
+        for probe in 0..PROBES.min(self.slots.len()) {
+            let index = (start + probe) & mask;
+            let slot = &self.slots[index];
+            let current = slot.state.load(Ordering::Relaxed);
+            let status = current & STATUS;
+            if status != FREE && status != FIRED {
+                continue;
+            }
+            let generation = (current >> STATUS_BITS).wrapping_add(1);
+            if slot
+                .state
+                .compare_exchange(
+                    current,
+                    word(generation, WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            slot.deadline.store(deadline, Ordering::Relaxed);
+            slot.waker.register(waker);
+            slot.state.store(word(generation, ARMED), Ordering::Release);
+            fence(Ordering::SeqCst);
+            return Some(Ticket { index, generation });
+        }
+        None
+    }
+
+    /// What became of `ticket`'s claim; while it stands, `waker` replaces the one posted.
+    pub(crate) fn check(&self, ticket: Ticket, waker: &Waker) -> Check {
+        let slot = self.slot(ticket.index);
+        let state = slot.state.load(Ordering::Acquire);
+        if state == word(ticket.generation, ARMED) {
+            // A keeper firing or releasing the slot meanwhile wakes this waker (the cell's
+            // guarantee), and the next check sees why.
+            slot.waker.register(waker);
+            return Check::Armed;
+        }
+        Self::judge(state, ticket)
+    }
+
+    fn judge(state: u64, ticket: Ticket) -> Check {
+        let status = state & STATUS;
+        if state >> STATUS_BITS == ticket.generation && (status == FIRING || status == FIRED) {
+            Check::Fired
+        } else {
+            // Released (or, after a release, claimed again by another attempt).
+            Check::Lost
+        }
+    }
+
+    /// The attempt is over (answered, failed or dropped): frees its slot if it still holds it
+    /// (`false` if the keeper fired or released it first). The waker stays until the slot is
+    /// claimed again or swept.
+    pub(crate) fn cancel(&self, ticket: Ticket) -> bool {
+        self.slot(ticket.index)
+            .state
+            .compare_exchange(
+                word(ticket.generation, ARMED),
+                word(ticket.generation, FREE),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// The keeper's walk at `now`: fires every armed slot due by then, and, if `sweep`, drops
+    /// the wakers freed slots still hold (so that a finished task is not kept alive by one).
+    /// Begins with a sequentially consistent fence (see [`Board::arm`]).
+    pub(crate) fn walk(&self, now: u64, sweep: bool) -> Walk {
+        fence(Ordering::SeqCst);
+        let mut walk = Walk {
+            earliest: u64::MAX,
+            armed: 0,
+            fired: 0,
+        };
+        for slot in self.slots.iter() {
+            let state = slot.state.load(Ordering::Acquire);
+            let generation = state >> STATUS_BITS;
+            match state & STATUS {
+                ARMED => {
+                    let deadline = slot.deadline.load(Ordering::Relaxed);
+                    if deadline > now {
+                        walk.earliest = walk.earliest.min(deadline);
+                        walk.armed += 1;
+                    } else if Self::wake(slot, state, word(generation, FIRING), FIRED) {
+                        walk.fired += 1;
+                    } else {
+                        // Freed meanwhile (only its attempt changes an armed slot).
+                    }
+                }
+                FREE if sweep && Self::claim(slot, state, word(generation, SWEEPING)) => {
+                    drop(slot.waker.take());
+                    slot.state.store(state, Ordering::Release);
+                }
+                _ => {}
+            }
+        }
+        walk
+    }
+
+    /// Releases every armed slot, waking its attempt: the keeper is stopping. Returns how many.
+    /// Begins with a sequentially consistent fence (see [`Board::arm`]).
+    pub(crate) fn release_all(&self) -> usize {
+        fence(Ordering::SeqCst);
+        let mut released = 0;
+        for slot in self.slots.iter() {
+            let state = slot.state.load(Ordering::Acquire);
+            if state & STATUS == ARMED {
+                let generation = state >> STATUS_BITS;
+                if Self::wake(slot, state, word(generation, RELEASING), FREE) {
+                    released += 1;
+                }
+            }
+        }
+        released
+    }
+
+    /// Moves a slot from `from` to `to`, if no one moved it first.
+    fn claim(slot: &Slot, from: u64, to: u64) -> bool {
+        slot.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Moves an armed slot (`armed`) through `busy`, wakes its attempt, and leaves it `then`;
+    /// `false` if the attempt freed it first.
+    fn wake(slot: &Slot, armed: u64, busy: u64, then: u64) -> bool {
+        if !Self::claim(slot, armed, busy) {
+            return false;
+        }
+        slot.waker.wake();
+        slot.state
+            .store(word(armed >> STATUS_BITS, then), Ordering::Release);
+        true
+    }
+
+    /// Slots armed now (for tests).
+    #[cfg(test)]
+    pub(crate) fn armed(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::SeqCst) & STATUS == ARMED)
+            .count()
+    }
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(resile_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn wakes(count: &Count) -> usize {
+        count.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_due_slot_is_fired_once_and_its_attempt_woken() {
+        let board = Board::new(8);
+        let (count, waker) = counter();
+        let ticket = board.arm(0, 100, &waker).unwrap();
+        assert_eq!(board.check(ticket, &waker), Check::Armed);
+
+        let walk = board.walk(99, false);
+        assert_eq!((walk.earliest, walk.armed, walk.fired), (100, 1, 0));
+        assert_eq!(wakes(&count), 0);
+
+        let walk = board.walk(100, false);
+        assert_eq!((walk.earliest, walk.armed, walk.fired), (u64::MAX, 0, 1));
+        assert_eq!(wakes(&count), 1);
+        assert_eq!(board.check(ticket, &waker), Check::Fired);
+        // Not fired twice.
+        assert_eq!(board.walk(200, false).fired, 0);
+        assert_eq!(wakes(&count), 1);
+    }
+
+    #[test]
+    fn a_cancelled_slot_is_never_fired_and_is_claimed_again() {
+        let board = Board::new(1);
+        let (count, waker) = counter();
+        let first = board.arm(0, 100, &waker).unwrap();
+        assert!(board.cancel(first));
+        assert_eq!(board.armed(), 0);
+        assert_eq!(board.walk(1_000, false).fired, 0);
+        assert_eq!(wakes(&count), 0);
+
+        // The same slot, a new generation: the old ticket does not see the new claim as its own.
+        let second = board.arm(0, 300, &waker).unwrap();
+        assert_eq!(second.index, first.index);
+        assert_ne!(second.generation, first.generation);
+        assert_eq!(board.check(first, &waker), Check::Lost);
+        assert_eq!(board.check(second, &waker), Check::Armed);
+        // Cancelling the old ticket again leaves the new claim alone.
+        assert!(!board.cancel(first));
+        assert_eq!(board.armed(), 1);
+    }
+
+    #[test]
+    fn a_fired_slot_is_claimed_again_and_its_old_ticket_reads_lost() {
+        let board = Board::new(1);
+        let waker = Waker::noop();
+        let first = board.arm(0, 10, waker).unwrap();
+        assert_eq!(board.walk(10, false).fired, 1);
+        let second = board.arm(0, 20, waker).unwrap();
+        assert_eq!(board.check(second, waker), Check::Armed);
+        // The first attempt, checking only now, cannot tell a later claim from a release: it
+        // keeps time itself (and finds itself due by its own deadline).
+        assert_eq!(board.check(first, waker), Check::Lost);
+    }
+
+    #[test]
+    fn a_full_board_refuses_a_claim() {
+        let board = Board::new(16);
+        let waker = Waker::noop();
+        let tickets: Vec<_> = (0..16)
+            .map(|i| board.arm(i, 100, waker).expect("a free slot"))
+            .collect();
+        assert!(board.arm(0, 100, waker).is_none());
+        assert!(board.cancel(tickets[3]));
+        // Found within the probes from a start nearby.
+        let again = board.arm(0, 100, waker).expect("the freed slot");
+        assert_eq!(again.index, 3);
+        // Not found from a start more than `PROBES` slots before it.
+        assert!(board.cancel(again));
+        assert!(board.arm(4, 100, waker).is_none());
+    }
+
+    #[test]
+    fn release_wakes_every_armed_attempt_which_then_reads_lost() {
+        let board = Board::new(8);
+        let (count, waker) = counter();
+        let a = board.arm(0, 100, &waker).unwrap();
+        let b = board.arm(0, 200, &waker).unwrap();
+        let c = board.arm(0, 300, &waker).unwrap();
+        assert!(board.cancel(b));
+        assert_eq!(board.release_all(), 2);
+        assert_eq!(wakes(&count), 2);
+        assert_eq!(board.check(a, &waker), Check::Lost);
+        assert_eq!(board.check(c, &waker), Check::Lost);
+        assert_eq!(board.armed(), 0);
+        assert_eq!(board.walk(1_000, false).fired, 0);
+    }
+
+    #[test]
+    fn the_latest_waker_is_the_one_woken() {
+        let board = Board::new(2);
+        let (first, w1) = counter();
+        let (second, w2) = counter();
+        let ticket = board.arm(0, 50, &w1).unwrap();
+        assert_eq!(board.check(ticket, &w2), Check::Armed);
+        board.walk(50, false);
+        assert_eq!((wakes(&first), wakes(&second)), (0, 1));
+    }
+
+    #[test]
+    fn a_sweep_drops_the_waker_a_freed_slot_kept() {
+        let board = Board::new(1);
+        let (count, waker) = counter();
+        let ticket = board.arm(0, 100, &waker).unwrap();
+        drop(waker);
+        assert!(board.cancel(ticket));
+        // The slot still holds a clone.
+        assert_eq!(Arc::strong_count(&count), 2);
+        board.walk(0, false);
+        assert_eq!(Arc::strong_count(&count), 2);
+        board.walk(0, true);
+        assert_eq!(Arc::strong_count(&count), 1);
+        // The slot is free to claim after a sweep.
+        assert!(board.arm(0, 100, Waker::noop()).is_some());
+    }
+
+    #[test]
+    fn a_walk_reports_the_earliest_deadline_still_armed() {
+        let board = Board::new(8);
+        let waker = Waker::noop();
+        board.arm(0, 700, waker).unwrap();
+        board.arm(0, 300, waker).unwrap();
+        board.arm(0, 500, waker).unwrap();
+        let walk = board.walk(0, false);
+        assert_eq!((walk.earliest, walk.armed, walk.fired), (300, 3, 0));
+        let walk = board.walk(400, false);
+        assert_eq!((walk.earliest, walk.armed, walk.fired), (500, 2, 1));
+    }
+
+    #[test]
+    fn threads_arming_and_cancelling_while_the_keeper_fires_lose_no_wake() {
+        // Each thread arms a slot due at once, then waits for its wake or cancels; the walker
+        // fires what is due. Every attempt either is woken or cancelled before the walk took it,
+        // and at the end no slot is stuck armed, being written or being fired.
+        let board = Arc::new(Board::new(64));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let walker = {
+            let (board, stop) = (board.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut fired = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    fired += board.walk(1, true).fired;
+                }
+                fired
+            })
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let board = board.clone();
+                std::thread::spawn(move || {
+                    let mut woken = 0;
+                    for i in 0..20_000 {
+                        let (count, waker) = counter();
+                        let Some(ticket) = board.arm(t * 16 + i % 8, 1, &waker) else {
+                            continue;
+                        };
+                        if i % 2 == 0 && board.cancel(ticket) {
+                            continue;
+                        }
+                        // Fired (perhaps while cancelling): the wake comes. (A check racing the
+                        // fire may wake the waker it registers too: a spurious wake, allowed.)
+                        while wakes(&count) == 0 {
+                            assert_ne!(board.check(ticket, &waker), Check::Lost);
+                            std::hint::spin_loop();
+                        }
+                        assert!(!board.cancel(ticket));
+                        woken += 1;
+                    }
+                    woken
+                })
+            })
+            .collect();
+        let woken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        stop.store(true, Ordering::SeqCst);
+        let fired = walker.join().unwrap();
+        assert_eq!(fired, woken);
+        let walk = board.walk(u64::MAX, true);
+        assert_eq!((walk.armed, walk.fired), (0, 0));
+        // Nothing left mid-way: every slot can be claimed again.
+        for i in 0..64 {
+            assert!(board.arm(i, 1, Waker::noop()).is_some());
+        }
+    }
+}
+
+#[cfg(all(test, resile_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::task::Wake;
+
+    /// A waker that raises a flag (a loom atomic, so the model sees it).
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn flag() -> (std::sync::Arc<Flag>, Waker) {
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        (flag.clone(), Waker::from(flag))
+    }
+
+    /// An attempt arming then checking, against the keeper firing: if the attempt's last check
+    /// says it is armed, it was not fired; if the slot was fired, the attempt was woken.
+    #[test]
+    fn loom_a_fired_attempt_is_always_woken() {
+        loom::model(|| {
+            let board = Arc::new(Board::new(1));
+            let (woken, waker) = flag();
+            let ticket = board.arm(0, 5, &waker).unwrap();
+            let keeper = {
+                let board = board.clone();
+                thread::spawn(move || board.walk(5, false).fired)
+            };
+            let seen = board.check(ticket, &waker);
+            let fired = keeper.join().unwrap();
+            assert_eq!(fired, 1);
+            // Whatever the check saw, the wake came: a pending attempt is polled again.
+            assert!(woken.0.load(Ordering::SeqCst));
+            assert_ne!(seen, Check::Lost);
+            assert_eq!(board.check(ticket, &waker), Check::Fired);
+        });
+    }
+
+    /// An attempt ending (cancel) against the keeper firing: exactly one of them wins, and a
+    /// slot fired is one whose attempt was woken; the slot ends free to claim.
+    #[test]
+    fn loom_cancel_and_fire_race() {
+        loom::model(|| {
+            let board = Arc::new(Board::new(1));
+            let (woken, waker) = flag();
+            let ticket = board.arm(0, 5, &waker).unwrap();
+            let keeper = {
+                let board = board.clone();
+                thread::spawn(move || board.walk(5, false).fired)
+            };
+            let cancelled = board.cancel(ticket);
+            let fired = keeper.join().unwrap();
+            assert_eq!(fired == 1, !cancelled);
+            assert_eq!(fired == 1, woken.0.load(Ordering::SeqCst));
+            assert!(board.arm(0, 9, Waker::noop()).is_some());
+        });
+    }
+
+    /// A slot fired for one attempt and claimed again by another at once: the wake reaches the
+    /// first attempt, whatever the order.
+    #[test]
+    fn loom_a_reclaimed_slot_never_steals_a_wake() {
+        loom::model(|| {
+            let board = Arc::new(Board::new(1));
+            let (first, w1) = flag();
+            let ticket = board.arm(0, 5, &w1).unwrap();
+            let keeper = {
+                let board = board.clone();
+                thread::spawn(move || board.walk(5, false).fired)
+            };
+            let (_second, w2) = flag();
+            let again = board.arm(0, 9, &w2);
+            let fired = keeper.join().unwrap();
+            assert_eq!(fired, 1);
+            assert!(first.0.load(Ordering::SeqCst));
+            // The second claim succeeds only once the first was fired.
+            if again.is_some() {
+                assert_ne!(board.check(ticket, &w1), Check::Armed);
+            }
+        });
+    }
+
+    /// A claim published while the keeper stops: the attempt checks `alive` after publishing,
+    /// the keeper clears it before releasing, so either the release wakes the attempt or the
+    /// attempt sees the keeper gone. Never both missed.
+    #[test]
+    fn loom_a_claim_racing_the_keepers_stop_is_never_stranded() {
+        loom::model(|| {
+            let board = Arc::new(Board::new(2));
+            let alive = Arc::new(AtomicBool::new(true));
+            let keeper = {
+                let (board, alive) = (board.clone(), alive.clone());
+                thread::spawn(move || {
+                    alive.store(false, Ordering::Relaxed);
+                    board.release_all()
+                })
+            };
+            let (woken, waker) = flag();
+            let ticket = board.arm(0, 5, &waker).unwrap();
+            let sees_gone = !alive.load(Ordering::Relaxed);
+            if sees_gone {
+                let _ = board.cancel(ticket);
+            }
+            let released = keeper.join().unwrap();
+            assert!(sees_gone || released == 1);
+            if released == 1 {
+                assert!(woken.0.load(Ordering::SeqCst));
+            }
+            assert_eq!(board.armed(), 0);
+        });
+    }
+}
