@@ -162,7 +162,7 @@ impl Packed {
         // One pass over the headers: the buffer is sized for the URI and a typical record per
         // header ([`RECORD_GUESS`] bytes), and grows (amortized) for longer ones.
         let guess = map.len().saturating_mul(RECORD_GUESS);
-        let mut buf = Vec::with_capacity(uri_len.saturating_add(guess));
+        let mut buf = buffers::take(uri_len.saturating_add(guess));
         buf.extend_from_slice(scheme.as_bytes());
         buf.extend_from_slice(authority.as_bytes());
         buf.extend_from_slice(path_and_query.as_bytes());
@@ -251,6 +251,69 @@ impl Packed {
     }
 }
 
+impl Drop for Packed {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Each thread keeps the buffers of the copies it dropped, for the next copies it makes: a
+/// client copies one request per call and drops the copy when the answer comes, so in a steady
+/// state no copy allocates or frees. At most [`KEPT`](buffers::KEPT) buffers of at most
+/// [`KEPT_CAPACITY`](buffers::KEPT_CAPACITY) bytes each are kept per thread (64 KiB); a larger
+/// buffer, or one more, is freed as usual, and the thread's buffers are freed when it exits.
+mod buffers {
+    use std::cell::RefCell;
+
+    /// Buffers kept per thread: the copies of as many requests in flight at once.
+    pub(super) const KEPT: usize = 64;
+    /// The largest buffer kept (a request head of a few headers fits in it).
+    pub(super) const KEPT_CAPACITY: usize = 1024;
+
+    thread_local! {
+        static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer of at least `capacity` bytes: one this thread kept, or a new one.
+    #[inline]
+    pub(super) fn take(capacity: usize) -> Vec<u8> {
+        let kept = BUFFERS
+            .try_with(|kept| kept.try_borrow_mut().ok().and_then(|mut kept| kept.pop()))
+            .ok()
+            .flatten();
+        match kept {
+            Some(mut buf) => {
+                // Kept buffers are empty; one too small grows once and is kept grown.
+                buf.reserve(capacity);
+                buf
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Keeps `buf` for this thread's next copy, or frees it.
+    #[inline]
+    pub(super) fn give(mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > KEPT_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let _ = BUFFERS.try_with(|kept| {
+            if let Ok(mut kept) = kept.try_borrow_mut() {
+                if kept.len() < KEPT {
+                    kept.push(buf);
+                }
+            }
+        });
+    }
+
+    /// Buffers this thread keeps now (for tests).
+    #[cfg(test)]
+    pub(super) fn kept() -> usize {
+        BUFFERS.with(|kept| kept.borrow().len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +366,61 @@ mod tests {
         assert_eq!(accepts, ["application/json", "text/plain"]);
         // The copy can be rebuilt again, the same every time.
         same_headers(copy.build(()).unwrap().headers(), req.headers());
+    }
+
+    #[test]
+    fn a_thread_reuses_the_buffers_of_the_copies_it_dropped() {
+        // Each test runs on a thread of its own: this thread's buffers are this test's.
+        let small = Request::get("http://a.example/x").body(()).unwrap();
+        let mut big = Request::get("http://b.example/a/longer/path?q=1")
+            .body(())
+            .unwrap();
+        for i in 0..8 {
+            big.headers_mut().insert(
+                HeaderName::from_bytes(format!("x-header-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("a value of some length, to make the record long"),
+            );
+        }
+        assert_eq!(buffers::kept(), 0);
+        let first = RequestCopy::new(&small, ()).unwrap();
+        let at = first.packed.buf.as_ptr();
+        drop(first);
+        assert_eq!(buffers::kept(), 1);
+        // The next copy packs into the same buffer.
+        let again = RequestCopy::new(&small, ()).unwrap();
+        assert_eq!(again.packed.buf.as_ptr(), at);
+        assert_eq!(again.build(()).unwrap().uri(), small.uri());
+        drop(again);
+        // One that needs more grows it, and is exact.
+        let second = RequestCopy::new(&big, ()).unwrap();
+        assert_eq!(buffers::kept(), 0);
+        let rebuilt = second.build(()).unwrap();
+        assert_eq!(rebuilt.uri(), big.uri());
+        same_headers(rebuilt.headers(), big.headers());
+        drop(second);
+        let third = RequestCopy::new(&small, ()).unwrap();
+        assert_eq!(third.build(()).unwrap().uri(), small.uri());
+        drop(third);
+
+        // At most `KEPT` buffers are kept, none larger than `KEPT_CAPACITY`.
+        let copies: Vec<_> = (0..buffers::KEPT + 10)
+            .map(|_| RequestCopy::new(&small, ()).unwrap())
+            .collect();
+        drop(copies);
+        assert_eq!(buffers::kept(), buffers::KEPT);
+        let mut huge = Request::get("http://c.example/").body(()).unwrap();
+        huge.headers_mut().insert(
+            "x-huge",
+            HeaderValue::from_bytes(&vec![b'a'; buffers::KEPT_CAPACITY * 2]).unwrap(),
+        );
+        let taken: Vec<_> = (0..buffers::KEPT)
+            .map(|_| RequestCopy::new(&small, ()).unwrap())
+            .collect();
+        assert_eq!(buffers::kept(), 0);
+        drop(RequestCopy::new(&huge, ()).unwrap());
+        assert_eq!(buffers::kept(), 0);
+        drop(taken);
+        assert_eq!(buffers::kept(), buffers::KEPT);
     }
 
     #[test]
