@@ -71,7 +71,13 @@ impl Timer {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match self {
-                Timer::Idle(timeout) => *self = Self::start(*timeout, cx),
+                Timer::Idle(timeout) => {
+                    *self = Self::start(*timeout, cx);
+                    if !matches!(self, Timer::Own(_)) {
+                        // Posted with this waker (the keeper wakes it when due), or never due.
+                        return Poll::Pending;
+                    }
+                }
                 Timer::Posted(posted) => match posted.check(cx.waker()) {
                     Check::Armed => return Poll::Pending,
                     Check::Fired => return Poll::Ready(()),
