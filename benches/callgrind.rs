@@ -8,7 +8,9 @@
 //! loop is counted (start-up and set-up, such as a clock's one-time calibration, are not), so the
 //! total divided by the iterations is the cost of one iteration (building the request,
 //! `poll_ready`, `call`, one poll, dropping the response). Subtract `bare` to get what a layer
-//! adds. `docs/benchmarks.md` gives the shell loop.
+//! adds. The `loopback_*` contenders send `<iterations>` requests (in whole batches of 64 at
+//! once) to a hyper server on 127.0.0.1 and count the client's thread only: divide by the
+//! requests. `docs/benchmarks.md` gives the shell loop.
 //!
 //! Every iteration does what the criterion benches time, with the request built and the
 //! response dropped inside the loop (criterion keeps those out of its timing; here they cancel
@@ -17,6 +19,7 @@
 use std::hint::black_box;
 
 use resile_benches::contenders::{self, drive, request, Flaky503, Ok200, Req};
+use resile_benches::loopback::{self, send_batch, BATCH};
 use resile_retry::ReplayableRequest;
 use tower::{Layer, Service};
 
@@ -63,6 +66,12 @@ const CONTENDERS: &[&str] = &[
     "limiter_only",
     "timeout_only",
     "attempt_timeout_only",
+    // benches/stack.rs, over loopback: `<iterations>` requests, in batches of 64 at once
+    // (only the client's thread is counted: the server runs on a thread of its own)
+    "loopback_bare",
+    "loopback_full_stack",
+    "loopback_bare_timeout",
+    "loopback_full_stack_no_timeout",
 ];
 
 fn main() {
@@ -79,6 +88,9 @@ fn main() {
         return;
     }
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    if let Some(client) = which.strip_prefix("loopback_") {
+        return loopback(client, n);
+    }
 
     // The timeouts need a runtime's time driver, as in the stack bench.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -117,6 +129,49 @@ fn main() {
         "limiter_only" => run(contenders::limiter_only().layer(Ok200), n),
         "timeout_only" => run(contenders::timeout_only().layer(Ok200), n),
         "attempt_timeout_only" => run(contenders::attempt_timeout_only().layer(Ok200), n),
+        _ => unreachable!("checked above"),
+    }
+}
+
+/// `n` requests from `client` over loopback, in concurrent batches of [`BATCH`], on a
+/// current-thread runtime in this thread (as `benches/stack.rs` runs them): the measured loop
+/// covers the requests and the runtime's own work between them; the clients (and a clock's
+/// one-time calibration) are made before it, and one batch warms the pool.
+fn loopback(client: &str, n: u64) {
+    let addr = loopback::spawn_server();
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let _enter = rt.enter();
+    let batches = n.div_ceil(BATCH as u64);
+    fn go<S>(rt: &tokio::runtime::Runtime, svc: S, uri: &http::Uri, batches: u64)
+    where
+        S: Service<Req, Response = http::Response<hyper::body::Incoming>> + Clone + Send + 'static,
+        S::Error: std::fmt::Debug + Send,
+        S::Future: Send,
+    {
+        rt.block_on(send_batch(&svc, uri, true));
+        measured(batches, || rt.block_on(send_batch(&svc, uri, true)));
+    }
+    match client {
+        "bare" => go(&rt, loopback::bare(), &uri, batches),
+        "full_stack" => go(
+            &rt,
+            resile::stack::http_client().layer(loopback::bare()),
+            &uri,
+            batches,
+        ),
+        "bare_timeout" => go(&rt, loopback::bare_timeout(), &uri, batches),
+        "full_stack_no_timeout" => go(
+            &rt,
+            resile::stack::http_client()
+                .no_attempt_timeout()
+                .layer(loopback::bare()),
+            &uri,
+            batches,
+        ),
         _ => unreachable!("checked above"),
     }
 }

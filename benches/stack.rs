@@ -1,5 +1,7 @@
 //! The full client stack (`resile::stack::http_client()`: retry > circuit breaker > rate
-//! limiter > per-attempt timeout) beside the bare service, in two criterion groups.
+//! limiter > per-attempt timeout) beside the bare service, in two criterion groups, and the
+//! per-attempt timer beside tower's `Timeout` in a third (`stack/pending_attempt`, see
+//! `pending_attempt` below).
 //!
 //! `stack/in_process`: what the stack adds to one request that succeeds at once.
 //!
@@ -24,21 +26,15 @@
 //! the stack's per-attempt timeout alone: the tokio timer any client with a timeout registers per
 //! request) and `full_stack_no_timeout`.
 
-use std::convert::Infallible;
 use std::hint::black_box;
-use std::net::SocketAddr;
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
-use resile_benches::contenders::{self, bench_driven, drive, request, Ok200, Req};
+use resile_benches::contenders::{self, bench_driven, drive, request, Ok200};
+use resile_benches::loopback::{self, send_batch, BATCH};
 use resile_retry::{AttemptTimeoutLayer, ReplayableRequest};
-use tower::{Layer, Service, ServiceExt};
+use std::future::Future;
+use tower::Layer;
 
 fn in_process(c: &mut Criterion) {
     // The timeout layer arms a tokio timer per call: it needs a runtime's time driver.
@@ -115,106 +111,30 @@ fn in_process(c: &mut Criterion) {
     assert!(m.successes > 0 && m.successes == m.calls, "{m:?}");
 }
 
-/// A hyper server on 127.0.0.1 answering `200 ok` to everything.
-async fn server() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("an address");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-const BATCH: usize = 64;
-
-/// Sends `BATCH` GETs through `svc`, one after the other or all at once, reading every body.
-async fn send_batch<S>(svc: &S, uri: &http::Uri, concurrent: bool)
-where
-    S: Service<Req, Response = Response<Incoming>> + Clone + Send + 'static,
-    S::Error: std::fmt::Debug + Send,
-    S::Future: Send,
-{
-    let one = |svc: S| {
-        let req = Request::get(uri.clone())
-            .body(Full::new(Bytes::new()))
-            .expect("a valid request");
-        async move {
-            let res = svc.oneshot(req).await.expect("a response");
-            assert_eq!(res.status(), 200);
-            let body = res.into_body().collect().await.expect("a body").to_bytes();
-            assert_eq!(body, "ok");
-        }
-    };
-    if concurrent {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..BATCH {
-            set.spawn(one(svc.clone()));
-        }
-        while let Some(r) = set.join_next().await {
-            r.expect("a request task");
-        }
-    } else {
-        for _ in 0..BATCH {
-            one(svc.clone()).await;
-        }
-    }
-}
-
 fn hyper_loopback(c: &mut Criterion) {
     // The server on a thread and runtime of its own, the clients on this thread's runtime: one
     // core each on a 2-core machine. (With both in one multi-thread runtime, the machine ran a
     // whole run at one of two throughputs ~35 % apart, at random.)
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let server_rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        server_rt.block_on(async move {
-            if tx.send(server().await).is_ok() {
-                std::future::pending::<()>().await;
-            }
-        })
-    });
-    let addr = rx.recv().expect("the server's address");
+    let addr = loopback::spawn_server();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
 
-    let bare = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let stack = resile::stack::http_client();
     let breaker = stack.breaker_handle();
-    let full = {
+    let (bare, full, bare_timeout, no_timeout) = {
         let _enter = rt.enter();
-        stack.layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
-    };
-    // The bare client with the stack's per-attempt timeout alone: the timer any client with a
-    // timeout pays (one tokio timer registered and cancelled per request sent).
-    let bare_timeout = {
-        let _enter = rt.enter();
-        AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT)
-            .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
-    };
-    // The same stack without its per-attempt timeout: what the timer costs over sockets.
-    let no_timeout = {
-        let _enter = rt.enter();
-        resile::stack::http_client()
-            .no_attempt_timeout()
-            .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+        (
+            loopback::bare(),
+            stack.layer(loopback::bare()),
+            loopback::bare_timeout(),
+            // The same stack without its per-attempt timeout: what the timer costs over sockets.
+            resile::stack::http_client()
+                .no_attempt_timeout()
+                .layer(loopback::bare()),
+        )
     };
     // Warm the pools.
     rt.block_on(send_batch(&bare, &uri, true));
@@ -244,5 +164,47 @@ fn hyper_loopback(c: &mut Criterion) {
     assert!(m.successes > 0 && m.failures == 0, "{m:?}");
 }
 
-criterion_group!(benches, in_process, hyper_loopback);
+/// The timer of an attempt that is not answered on its first poll: `call` over an inner service
+/// that never answers, one poll (which starts the timer), and the drop (which cancels it), inside
+/// a tokio task on a current-thread runtime (its waker is the task's). `tower_timeout`: tower's
+/// `Timeout` (a tokio timer per call); `attempt_timeout`: resile's `AttemptTimeout` (posted on
+/// the runtime keeper's board); `bare`: the inner service alone.
+fn pending_attempt(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let never = || {
+        tower::service_fn(|_: ()| std::future::pending::<Result<(), std::convert::Infallible>>())
+    };
+    let mut group = c.benchmark_group("stack/pending_attempt");
+    /// Calls `svc` `iters` times, polls each response future once and drops it.
+    async fn call_poll_drop<S: tower::Service<()>>(svc: &mut S, iters: u64) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            let mut fut = std::pin::pin!(svc.call(()));
+            std::future::poll_fn(|cx| {
+                black_box(fut.as_mut().poll(cx).is_ready());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+        start.elapsed()
+    }
+    group.bench_function("bare", |b| {
+        let mut svc = never();
+        b.iter_custom(|iters| rt.block_on(call_poll_drop(&mut svc, iters)))
+    });
+    group.bench_function("tower_timeout", |b| {
+        let mut svc = tower::timeout::TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT).layer(never());
+        b.iter_custom(|iters| rt.block_on(call_poll_drop(&mut svc, iters)))
+    });
+    group.bench_function("attempt_timeout", |b| {
+        let mut svc = AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT).layer(never());
+        b.iter_custom(|iters| rt.block_on(call_poll_drop(&mut svc, iters)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, in_process, pending_attempt, hyper_loopback);
 criterion_main!(benches);
