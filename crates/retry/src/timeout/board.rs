@@ -34,8 +34,8 @@ const FIRING: u64 = 3;
 const FIRED: u64 = 4;
 /// The keeper is stopping and wakes its attempt, which keeps time itself.
 const RELEASING: u64 = 5;
-/// The keeper drops the waker a freed slot still holds.
-const SWEEPING: u64 = 6;
+/// Its attempt ended first and drops its waker.
+const CANCELLING: u64 = 6;
 const STATUS_BITS: u32 = 3;
 const STATUS: u64 = (1 << STATUS_BITS) - 1;
 
@@ -207,24 +207,24 @@ impl Board {
     }
 
     /// The attempt is over (answered, failed or dropped): frees its slot if it still holds it
-    /// (`false` if the keeper fired or released it first). The waker stays until the slot is
-    /// claimed again or swept.
+    /// (`false` if the keeper fired or released it first), and drops the waker it posted there
+    /// (a waker kept would keep its finished task's memory alive until the slot is claimed
+    /// again).
     pub(crate) fn cancel(&self, ticket: Ticket) -> bool {
-        self.slot(ticket.index)
-            .state
-            .compare_exchange(
-                word(ticket.generation, ARMED),
-                word(ticket.generation, FREE),
-                Ordering::Release,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        let slot = self.slot(ticket.index);
+        let armed = word(ticket.generation, ARMED);
+        if !Self::claim(slot, armed, word(ticket.generation, CANCELLING)) {
+            return false;
+        }
+        drop(slot.waker.take());
+        slot.state
+            .store(word(ticket.generation, FREE), Ordering::Release);
+        true
     }
 
-    /// The keeper's walk at `now`: fires every armed slot due by then, and, if `sweep`, drops
-    /// the wakers freed slots still hold (so that a finished task is not kept alive by one).
-    /// Begins with a sequentially consistent fence (see [`Board::arm`]).
-    pub(crate) fn walk(&self, now: u64, sweep: bool) -> Walk {
+    /// The keeper's walk at `now`: fires every armed slot due by then. Begins with a
+    /// sequentially consistent fence (see [`Board::arm`]).
+    pub(crate) fn walk(&self, now: u64) -> Walk {
         fence(Ordering::SeqCst);
         let mut walk = Walk {
             earliest: u64::MAX,
@@ -233,25 +233,17 @@ impl Board {
         };
         for slot in self.slots.iter() {
             let state = slot.state.load(Ordering::Acquire);
-            let generation = state >> STATUS_BITS;
-            match state & STATUS {
-                ARMED => {
-                    let deadline = slot.deadline.load(Ordering::Relaxed);
-                    if deadline > now {
-                        walk.earliest = walk.earliest.min(deadline);
-                        walk.armed += 1;
-                    } else if Self::wake(slot, state, word(generation, FIRING), FIRED) {
-                        walk.fired += 1;
-                    } else {
-                        // Freed meanwhile (only its attempt changes an armed slot).
-                    }
-                }
-                FREE if sweep && Self::claim(slot, state, word(generation, SWEEPING)) => {
-                    drop(slot.waker.take());
-                    slot.state.store(state, Ordering::Release);
-                }
-                _ => {}
+            if state & STATUS != ARMED {
+                continue;
             }
+            let deadline = slot.deadline.load(Ordering::Relaxed);
+            if deadline > now {
+                walk.earliest = walk.earliest.min(deadline);
+                walk.armed += 1;
+            } else if Self::wake(slot, state, word(state >> STATUS_BITS, FIRING), FIRED) {
+                walk.fired += 1;
+            }
+            // Else freed meanwhile: only its attempt changes an armed slot.
         }
         walk
     }
@@ -342,16 +334,16 @@ mod tests {
         let ticket = board.arm(0, 100, &waker).unwrap();
         assert_eq!(board.check(ticket, &waker), Check::Armed);
 
-        let walk = board.walk(99, false);
+        let walk = board.walk(99);
         assert_eq!((walk.earliest, walk.armed, walk.fired), (100, 1, 0));
         assert_eq!(wakes(&count), 0);
 
-        let walk = board.walk(100, false);
+        let walk = board.walk(100);
         assert_eq!((walk.earliest, walk.armed, walk.fired), (u64::MAX, 0, 1));
         assert_eq!(wakes(&count), 1);
         assert_eq!(board.check(ticket, &waker), Check::Fired);
         // Not fired twice.
-        assert_eq!(board.walk(200, false).fired, 0);
+        assert_eq!(board.walk(200).fired, 0);
         assert_eq!(wakes(&count), 1);
     }
 
@@ -362,7 +354,7 @@ mod tests {
         let first = board.arm(0, 100, &waker).unwrap();
         assert!(board.cancel(first));
         assert_eq!(board.armed(), 0);
-        assert_eq!(board.walk(1_000, false).fired, 0);
+        assert_eq!(board.walk(1_000).fired, 0);
         assert_eq!(wakes(&count), 0);
 
         // The same slot, a new generation: the old ticket does not see the new claim as its own.
@@ -381,7 +373,7 @@ mod tests {
         let board = Board::new(1);
         let waker = Waker::noop();
         let first = board.arm(0, 10, waker).unwrap();
-        assert_eq!(board.walk(10, false).fired, 1);
+        assert_eq!(board.walk(10).fired, 1);
         let second = board.arm(0, 20, waker).unwrap();
         assert_eq!(board.check(second, waker), Check::Armed);
         // The first attempt, checking only now, cannot tell a later claim from a release: it
@@ -419,7 +411,7 @@ mod tests {
         assert_eq!(board.check(a, &waker), Check::Lost);
         assert_eq!(board.check(c, &waker), Check::Lost);
         assert_eq!(board.armed(), 0);
-        assert_eq!(board.walk(1_000, false).fired, 0);
+        assert_eq!(board.walk(1_000).fired, 0);
     }
 
     #[test]
@@ -429,25 +421,32 @@ mod tests {
         let (second, w2) = counter();
         let ticket = board.arm(0, 50, &w1).unwrap();
         assert_eq!(board.check(ticket, &w2), Check::Armed);
-        board.walk(50, false);
+        board.walk(50);
         assert_eq!((wakes(&first), wakes(&second)), (0, 1));
     }
 
     #[test]
-    fn a_sweep_drops_the_waker_a_freed_slot_kept() {
-        let board = Board::new(1);
+    fn no_slot_keeps_the_waker_of_an_attempt_that_ended() {
+        // Cancelled, fired or released: the slot holds no clone of the attempt's waker (which
+        // would keep a finished task's memory alive).
+        let board = Board::new(4);
         let (count, waker) = counter();
-        let ticket = board.arm(0, 100, &waker).unwrap();
-        drop(waker);
-        assert!(board.cancel(ticket));
-        // The slot still holds a clone.
+        let cancelled = board.arm(0, 100, &waker).unwrap();
+        board.arm(0, 100, &waker).unwrap();
+        let released = board.arm(0, 200, &waker).unwrap();
+        // The counter, the waker, and one clone per slot.
+        assert_eq!(Arc::strong_count(&count), 5);
+        assert!(board.cancel(cancelled));
+        assert_eq!(Arc::strong_count(&count), 4);
+        assert_eq!(board.walk(100).fired, 1);
+        assert_eq!(Arc::strong_count(&count), 3);
+        assert_eq!(board.release_all(), 1);
         assert_eq!(Arc::strong_count(&count), 2);
-        board.walk(0, false);
-        assert_eq!(Arc::strong_count(&count), 2);
-        board.walk(0, true);
-        assert_eq!(Arc::strong_count(&count), 1);
-        // The slot is free to claim after a sweep.
-        assert!(board.arm(0, 100, Waker::noop()).is_some());
+        assert_eq!(board.check(released, &waker), Check::Lost);
+        // The slots are free to claim again.
+        for start in 0..4 {
+            assert!(board.arm(start, 100, Waker::noop()).is_some());
+        }
     }
 
     #[test]
@@ -457,9 +456,9 @@ mod tests {
         board.arm(0, 700, waker).unwrap();
         board.arm(0, 300, waker).unwrap();
         board.arm(0, 500, waker).unwrap();
-        let walk = board.walk(0, false);
+        let walk = board.walk(0);
         assert_eq!((walk.earliest, walk.armed, walk.fired), (300, 3, 0));
-        let walk = board.walk(400, false);
+        let walk = board.walk(400);
         assert_eq!((walk.earliest, walk.armed, walk.fired), (500, 2, 1));
     }
 
@@ -475,7 +474,7 @@ mod tests {
             std::thread::spawn(move || {
                 let mut fired = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    fired += board.walk(1, true).fired;
+                    fired += board.walk(1).fired;
                 }
                 fired
             })
@@ -510,7 +509,7 @@ mod tests {
         stop.store(true, Ordering::SeqCst);
         let fired = walker.join().unwrap();
         assert_eq!(fired, woken);
-        let walk = board.walk(u64::MAX, true);
+        let walk = board.walk(u64::MAX);
         assert_eq!((walk.armed, walk.fired), (0, 0));
         // Nothing left mid-way: every slot can be claimed again.
         for i in 0..64 {
@@ -551,7 +550,7 @@ mod loom_tests {
             let ticket = board.arm(0, 5, &waker).unwrap();
             let keeper = {
                 let board = board.clone();
-                thread::spawn(move || board.walk(5, false).fired)
+                thread::spawn(move || board.walk(5).fired)
             };
             let seen = board.check(ticket, &waker);
             let fired = keeper.join().unwrap();
@@ -573,7 +572,7 @@ mod loom_tests {
             let ticket = board.arm(0, 5, &waker).unwrap();
             let keeper = {
                 let board = board.clone();
-                thread::spawn(move || board.walk(5, false).fired)
+                thread::spawn(move || board.walk(5).fired)
             };
             let cancelled = board.cancel(ticket);
             let fired = keeper.join().unwrap();
@@ -593,7 +592,7 @@ mod loom_tests {
             let ticket = board.arm(0, 5, &w1).unwrap();
             let keeper = {
                 let board = board.clone();
-                thread::spawn(move || board.walk(5, false).fired)
+                thread::spawn(move || board.walk(5).fired)
             };
             let (_second, w2) = flag();
             let again = board.arm(0, 9, &w2);

@@ -352,7 +352,7 @@ async fn run(leave: Leave) {
         // Stored before the walk (which begins with a fence): an attempt posted too late for
         // the walk to see it reads this, or a later plan, and pokes if it is due earlier.
         keeper.next_walk.store(round_end, Ordering::Relaxed);
-        let walk = keeper.board.walk(now, new_round);
+        let walk = keeper.board.walk(now);
         armed = walk.armed;
         let next = walk.earliest.min(round_end);
         if next < round_end {
