@@ -3,8 +3,8 @@
 //!
 //! - [`spawn_server()`]: a hyper server on 127.0.0.1 answering `200 ok`, on a thread and
 //!   current-thread runtime of its own;
-//! - [`clients()`]: the four clients measured: the bare hyper-util client, the full stack, the
-//!   bare client with the stack's per-attempt timeout alone, the stack without that timeout;
+//! - [`bare()`] and [`bare_timeout()`]: the bare hyper-util client, and the same with the
+//!   stack's per-attempt timeout alone (the stacks are layered on [`bare()`] by the benches);
 //! - [`send_batch()`]: [`BATCH`] GETs through a client, one after the other or all at once,
 //!   each body read whole.
 

@@ -2,7 +2,8 @@
 //! which the keeper reads to wake the attempts that are due.
 //!
 //! An attempt claims a free slot with one compare-and-swap, writes its deadline and waker, and
-//! publishes it (`ARMED`); when it ends first it frees the slot with one more compare-and-swap.
+//! publishes it (`ARMED`); when it ends first it frees the slot (`ARMED -> CANCELLING`, its
+//! waker dropped, `FREE`), so that no finished task is kept alive by a waker on the board.
 //! The keeper, alone, walks the board: it fires a due slot (`ARMED -> FIRING`, wake, `FIRED`),
 //! and, when it stops, releases every armed slot (`ARMED -> RELEASING`, wake, `FREE`) so that
 //! its attempts fall back to timers of their own. No lock, no allocation after the board's.
@@ -540,18 +541,31 @@ mod loom_tests {
         (flag.clone(), Waker::from(flag))
     }
 
+    /// A board of one slot, armed due at 5 by an attempt with a flag waker, and a keeper thread
+    /// walking it at 5 (returning how many it fired).
+    fn armed_and_walked() -> (
+        Arc<Board>,
+        Ticket,
+        std::sync::Arc<Flag>,
+        Waker,
+        thread::JoinHandle<usize>,
+    ) {
+        let board = Arc::new(Board::new(1));
+        let (woken, waker) = flag();
+        let ticket = board.arm(0, 5, &waker).unwrap();
+        let keeper = {
+            let board = board.clone();
+            thread::spawn(move || board.walk(5).fired)
+        };
+        (board, ticket, woken, waker, keeper)
+    }
+
     /// An attempt arming then checking, against the keeper firing: if the attempt's last check
     /// says it is armed, it was not fired; if the slot was fired, the attempt was woken.
     #[test]
     fn loom_a_fired_attempt_is_always_woken() {
         loom::model(|| {
-            let board = Arc::new(Board::new(1));
-            let (woken, waker) = flag();
-            let ticket = board.arm(0, 5, &waker).unwrap();
-            let keeper = {
-                let board = board.clone();
-                thread::spawn(move || board.walk(5).fired)
-            };
+            let (board, ticket, woken, waker, keeper) = armed_and_walked();
             let seen = board.check(ticket, &waker);
             let fired = keeper.join().unwrap();
             assert_eq!(fired, 1);
@@ -567,13 +581,7 @@ mod loom_tests {
     #[test]
     fn loom_cancel_and_fire_race() {
         loom::model(|| {
-            let board = Arc::new(Board::new(1));
-            let (woken, waker) = flag();
-            let ticket = board.arm(0, 5, &waker).unwrap();
-            let keeper = {
-                let board = board.clone();
-                thread::spawn(move || board.walk(5).fired)
-            };
+            let (board, ticket, woken, waker, keeper) = armed_and_walked();
             let cancelled = board.cancel(ticket);
             let fired = keeper.join().unwrap();
             assert_eq!(fired == 1, !cancelled);
@@ -587,13 +595,7 @@ mod loom_tests {
     #[test]
     fn loom_a_reclaimed_slot_never_steals_a_wake() {
         loom::model(|| {
-            let board = Arc::new(Board::new(1));
-            let (first, w1) = flag();
-            let ticket = board.arm(0, 5, &w1).unwrap();
-            let keeper = {
-                let board = board.clone();
-                thread::spawn(move || board.walk(5).fired)
-            };
+            let (board, ticket, first, w1, keeper) = armed_and_walked();
             let (_second, w2) = flag();
             let again = board.arm(0, 9, &w2);
             let fired = keeper.join().unwrap();

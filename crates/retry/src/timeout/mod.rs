@@ -23,8 +23,9 @@
 //! first attempt that needs a timer on a runtime starts a *keeper* there: a task that holds the
 //! only timer in the wheel and keeps the time of every pending attempt on a board of its own.
 //! An attempt posts its deadline and waker there (a slot claimed and freed with one
-//! compare-and-swap each: no lock, no allocation), and the keeper wakes it when it is due. The
-//! deadline is the attempt's, to the wheel's millisecond, as with a timer of its own. Timeouts
+//! compare-and-swap each, the waker dropped when the attempt ends: no lock, no allocation),
+//! and the keeper wakes it when it is due. The deadline is the attempt's, to the wheel's
+//! millisecond, as with a timer of its own. Timeouts
 //! under 100 ms, attempts beyond the board's 4,096 slots, and attempts whose keeper has gone
 //! (its runtime shut down) use a tokio timer of their own. A keeper sleeps half the shortest
 //! timeout it serves at a time, and stops after four rounds without an attempt, or with its
