@@ -581,7 +581,7 @@ mod loom_tests {
     #[test]
     fn loom_cancel_and_fire_race() {
         loom::model(|| {
-            let (board, ticket, woken, waker, keeper) = armed_and_walked();
+            let (board, ticket, woken, _waker, keeper) = armed_and_walked();
             let cancelled = board.cancel(ticket);
             let fired = keeper.join().unwrap();
             assert_eq!(fired == 1, !cancelled);
