@@ -83,12 +83,7 @@ impl Timer {
                     Check::Fired => return Poll::Ready(()),
                     // The keeper stopped (its runtime shut down): the rest of the time on a
                     // timer of the attempt's own.
-                    Check::Lost => {
-                        *self = match posted.deadline() {
-                            Some(at) => Timer::Own(Box::pin(tokio::time::sleep_until(at))),
-                            None => Timer::Never,
-                        }
-                    }
+                    Check::Lost => *self = Self::own(posted.deadline()),
                 },
                 Timer::Own(sleep) => return sleep.as_mut().poll(cx),
                 Timer::Never => return Poll::Pending,
@@ -100,8 +95,13 @@ impl Timer {
         if let Some(posted) = keeper::post(timeout, cx.waker()) {
             return Timer::Posted(posted);
         }
-        // A deadline past what `Instant` can hold never fires.
-        match Instant::now().checked_add(timeout) {
+        Self::own(Instant::now().checked_add(timeout))
+    }
+
+    /// A tokio timer of the attempt's own, due at `deadline`; `None`, a deadline past what
+    /// `Instant` can hold, never fires.
+    fn own(deadline: Option<Instant>) -> Timer {
+        match deadline {
             Some(at) => Timer::Own(Box::pin(tokio::time::sleep_until(at))),
             None => Timer::Never,
         }
