@@ -200,20 +200,22 @@ pub(crate) fn post(timeout: Duration, waker: &Waker) -> Option<Posted> {
     let at = keeper
         .nanos(Instant::now())?
         .checked_add(u64::try_from(timeout.as_nanos()).ok()?)?;
-    let start = NEXT_SLOT
-        .try_with(|next| {
-            let start = next.get();
-            if start == usize::MAX {
-                THREADS
-                    .fetch_add(1, Ordering::Relaxed)
-                    .wrapping_mul(SLOTS / 16 + 1)
-            } else {
-                start
-            }
-        })
-        .unwrap_or(0);
-    let ticket = keeper.board.arm(start, at, waker)?;
-    let _ = NEXT_SLOT.try_with(|next| next.set(ticket.index().wrapping_add(1) % SLOTS));
+    // Claimed from where this thread's last claim left off: one thread-local access.
+    let ticket = match NEXT_SLOT.try_with(|next| {
+        let start = match next.get() {
+            usize::MAX => THREADS
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(SLOTS / 16 + 1),
+            start => start,
+        };
+        let ticket = keeper.board.arm(start, at, waker)?;
+        next.set(ticket.index().wrapping_add(1) % SLOTS);
+        Some(ticket)
+    }) {
+        Ok(ticket) => ticket?,
+        // The thread is exiting: claim from the start.
+        Err(_) => keeper.board.arm(0, at, waker)?,
+    };
     let posted = Posted { keeper, ticket, at };
     // Both loads come after the post's fence: a keeper that stopped, or planned its next walk,
     // without seeing the post is seen here.
