@@ -23,6 +23,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tower_service::Service;
 
@@ -43,7 +44,39 @@ pub struct CircuitBreaker<S, C = resile_classify::Classifier> {
     /// What `poll_ready` reserved for the next `call`: a permit, or the rejection. (Two fields
     /// rather than one enum: the closed path writes and reads the permit as one word.)
     permit: Option<Permit>,
-    refused: Option<BreakerOpen>,
+    refused: Refusal,
+}
+
+/// A rejection `poll_ready` keeps for `call`, in one word (a `BreakerOpen` takes four): the
+/// service stays small, and it is moved and cloned with every request. `0`: none; `1`: forced
+/// open (no probe ahead); `2 + n`: the next probe in `n` nanoseconds (saturating, past 584
+/// years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal(u64);
+
+impl Refusal {
+    const NONE: Refusal = Refusal(0);
+
+    fn of(open: &BreakerOpen) -> Refusal {
+        match open.until_probe() {
+            None => Refusal(1),
+            Some(d) => {
+                Refusal(u64::try_from(d.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(2)))
+            }
+        }
+    }
+
+    fn open(self) -> Option<BreakerOpen> {
+        match self.0 {
+            0 => None,
+            1 => Some(BreakerOpen::new(None)),
+            n => Some(BreakerOpen::new(Some(Duration::from_nanos(n - 2)))),
+        }
+    }
+
+    fn take(&mut self) -> Option<BreakerOpen> {
+        std::mem::replace(self, Refusal::NONE).open()
+    }
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
@@ -52,7 +85,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
             .field("inner", &self.inner)
             .field("breaker", &self.owner.local.shared)
             .field("permit", &self.permit)
-            .field("refused", &self.refused)
+            .field("refused", &self.refused.open())
             .finish()
     }
 }
@@ -63,7 +96,7 @@ impl<S, C> CircuitBreaker<S, C> {
             inner,
             owner,
             permit: None,
-            refused: None,
+            refused: Refusal::NONE,
         }
     }
 
@@ -92,12 +125,12 @@ impl<S, C> CircuitBreaker<S, C> {
         match self.owner.local.shared.admit(0) {
             Ok(p) => {
                 self.permit = Some(p);
-                self.refused = None;
+                self.refused = Refusal::NONE;
                 false
             }
             Err(open) => {
                 self.permit = None;
-                self.refused = Some(open);
+                self.refused = Refusal::of(&open);
                 true
             }
         }
@@ -118,7 +151,7 @@ impl<S: Clone, C> Clone for CircuitBreaker<S, C> {
             inner: self.inner.clone(),
             owner: self.owner.clone(),
             permit: None,
-            refused: None,
+            refused: Refusal::NONE,
         }
     }
 }
@@ -146,8 +179,8 @@ where
             // The closed path first, on its own: its permit stays in a register.
             if let Some(p) = self.owner.local.shared.closed_permit(0) {
                 self.permit = Some(p);
-                if self.refused.is_some() {
-                    self.refused = None;
+                if self.refused != Refusal::NONE {
+                    self.refused = Refusal::NONE;
                 }
             } else if self.admit_slow() {
                 return Poll::Ready(Ok(()));
@@ -184,5 +217,36 @@ where
                 ResponseFuture::called(fut, Guard::new(self.owner.local.id(), 0, permit))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_the_rejection_it_was_made_from() {
+        let probes = [
+            None,
+            Some(Duration::ZERO),
+            Some(Duration::from_nanos(1)),
+            Some(Duration::from_millis(1500)),
+            Some(Duration::from_nanos(u64::MAX - 2)),
+        ];
+        for until_probe in probes {
+            let open = BreakerOpen::new(until_probe);
+            let mut refusal = Refusal::of(&open);
+            assert_ne!(refusal, Refusal::NONE);
+            assert_eq!(refusal.open(), Some(open));
+            assert_eq!(refusal.take(), Some(open));
+            assert_eq!(refusal, Refusal::NONE);
+            assert_eq!(refusal.take(), None);
+        }
+        // Past what the word holds: the furthest it can say.
+        let far = Refusal::of(&BreakerOpen::new(Some(Duration::MAX)));
+        assert_eq!(
+            far.open().and_then(|o| o.until_probe()),
+            Some(Duration::from_nanos(u64::MAX - 2))
+        );
     }
 }

@@ -16,14 +16,17 @@ use super::error::{NotReady, WaitTooLong};
 use super::future::{Hints, ResponseFuture};
 use super::layer::Shared;
 use super::pause::{deadline_after, PauseCheck, ServerPause};
-use crate::store::{BoxError, Store};
+use crate::gcra::Decision;
+use crate::store::{BoxError, Store, StoreError};
 
 /// Where a service stands with its permit.
 enum Permit<F> {
     /// Nothing reserved.
     Idle,
-    /// The store is deciding.
-    Reserving(F),
+    /// The store is deciding (boxed: only a store that did not decide on the first poll, the
+    /// Redis one, gets here; the in-memory stores decide at once, and the service stays small,
+    /// as it is moved and cloned with every request).
+    Reserving(Box<F>),
     /// A slot is reserved; sleeping until it begins.
     Waiting,
     /// Hints-only: sleeping until a server's pause ends (then it is checked again), first
@@ -194,6 +197,30 @@ where
         }
     }
 
+    /// The permit state after the store's decision.
+    fn decided(&mut self, decided: Result<Decision, StoreError>) {
+        match decided {
+            Ok(d) if d.allowed => {
+                if d.retry_after.is_zero() {
+                    self.permit = Permit::Held;
+                } else {
+                    self.wait_until(d.retry_after);
+                }
+            }
+            Ok(d) => {
+                tracing::debug!(wait = ?d.retry_after, max_wait = ?self.shared.max_wait, "rate limit: wait too long, failing fast");
+                self.permit = Permit::Rejected(Some(Box::new(WaitTooLong {
+                    wait: d.retry_after,
+                    max_wait: self.shared.max_wait,
+                })));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limit: store failed");
+                self.permit = Permit::Rejected(Some(Box::new(e)));
+            }
+        }
+    }
+
     /// `poll_ready` past its fast path: reserving, waiting, pausing.
     fn poll_permit<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>
     where
@@ -206,34 +233,21 @@ where
                     let s = &*self.shared;
                     match &s.hints_only {
                         None => {
-                            let fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
-                            self.permit = Permit::Reserving(fut);
+                            let mut fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
+                            match Pin::new(&mut fut).poll(cx) {
+                                Poll::Ready(decided) => self.decided(decided),
+                                Poll::Pending => self.permit = Permit::Reserving(Box::new(fut)),
+                            }
                         }
                         Some(pause) => {
                             self.permit = hold_for_pause(pause, None, s.max_wait, &mut self.sleep);
                         }
                     }
                 }
-                Permit::Reserving(fut) => match ready!(Pin::new(fut).poll(cx)) {
-                    Ok(d) if d.allowed => {
-                        if d.retry_after.is_zero() {
-                            self.permit = Permit::Held;
-                        } else {
-                            self.wait_until(d.retry_after);
-                        }
-                    }
-                    Ok(d) => {
-                        tracing::debug!(wait = ?d.retry_after, max_wait = ?self.shared.max_wait, "rate limit: wait too long, failing fast");
-                        self.permit = Permit::Rejected(Some(Box::new(WaitTooLong {
-                            wait: d.retry_after,
-                            max_wait: self.shared.max_wait,
-                        })));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rate limit: store failed");
-                        self.permit = Permit::Rejected(Some(Box::new(e)));
-                    }
-                },
+                Permit::Reserving(fut) => {
+                    let decided = ready!(Pin::new(&mut **fut).poll(cx));
+                    self.decided(decided);
+                }
                 Permit::Waiting => {
                     if let Some(sleep) = &mut self.sleep {
                         ready!(sleep.as_mut().poll(cx));
