@@ -6,12 +6,17 @@
 //! - [`bare()`] and [`bare_timeout()`]: the bare hyper-util client, and the same with the
 //!   stack's per-attempt timeout alone (the stacks are layered on [`bare()`] by the benches);
 //! - [`send_batch()`]: [`BATCH`] GETs through a client, one after the other or all at once,
-//!   each body read whole.
+//!   each body read whole;
+//! - [`ShareOfBare`] and [`paired_batches()`]: a contender's throughput as a share of the bare
+//!   client's, measured on batches of the two sent in alternation (see [`ShareOfBare`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::Throughput;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -107,4 +112,111 @@ where
             one(svc.clone()).await;
         }
     }
+}
+
+/// A criterion measurement whose value is a contender's throughput as a percentage of the bare
+/// client's, each iteration one batch of each sent in alternation (see [`paired_batches()`]).
+///
+/// Why: the throughputs of two benchmarks run one after the other differ by the machine's drift
+/// between them (on a shared 2-core machine, up to 3 % for the same client from one run to the
+/// next), which is as large as what is measured. Batches of the two clients alternated every
+/// millisecond or so share that drift, and their ratio cancels it. A bare client measured against
+/// another bare client (the `bare` contender of the paired group) shows what is left: the
+/// method's own error.
+///
+/// Only for `iter_custom` (with [`paired_batches()`]): `iter`'s start and end have no ratio to
+/// give and measure nothing (zero).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShareOfBare;
+
+impl Measurement for ShareOfBare {
+    type Intermediate = ();
+    type Value = f64;
+
+    fn start(&self) -> Self::Intermediate {}
+
+    fn end(&self, _: Self::Intermediate) -> Self::Value {
+        0.0
+    }
+
+    fn add(&self, v1: &f64, v2: &f64) -> f64 {
+        v1 + v2
+    }
+
+    fn zero(&self) -> f64 {
+        0.0
+    }
+
+    fn to_f64(&self, value: &f64) -> f64 {
+        *value
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &PercentOfBare
+    }
+}
+
+/// Formats [`ShareOfBare`] values: percent of the bare client's throughput.
+struct PercentOfBare;
+
+impl ValueFormatter for PercentOfBare {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "% of bare"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "% of bare"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "percent"
+    }
+}
+
+/// `iters` iterations of [`ShareOfBare`]: each sends one concurrent batch through `bare` and
+/// one through `contender` (in turn the first) and times each. Returns `iters` times the bare
+/// batches' total time as a percentage of the contender's (the contender's throughput as a share
+/// of the bare client's), so that criterion's per-iteration value is that share over the sample.
+/// (A ratio of totals, not a mean of each iteration's ratio: the mean of ratios of noisy times
+/// is biased upwards, +0.4 % for a bare client against another.)
+pub fn paired_batches<B, S>(
+    rt: &tokio::runtime::Runtime,
+    bare: &B,
+    contender: &S,
+    uri: &http::Uri,
+    iters: u64,
+) -> f64
+where
+    B: Service<Req, Response = Response<Incoming>> + Clone + Send + 'static,
+    B::Error: std::fmt::Debug + Send,
+    B::Future: Send,
+    S: Service<Req, Response = Response<Incoming>> + Clone + Send + 'static,
+    S::Error: std::fmt::Debug + Send,
+    S::Future: Send,
+{
+    let timed = |batch: &mut dyn FnMut()| {
+        let start = Instant::now();
+        batch();
+        start.elapsed()
+    };
+    let (mut bare_total, mut contender_total) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..iters {
+        let mut bare_batch = || rt.block_on(send_batch(bare, uri, true));
+        let mut contender_batch = || rt.block_on(send_batch(contender, uri, true));
+        let (bare_time, contender_time): (Duration, Duration) = if i % 2 == 0 {
+            let b = timed(&mut bare_batch);
+            (b, timed(&mut contender_batch))
+        } else {
+            let c = timed(&mut contender_batch);
+            (timed(&mut bare_batch), c)
+        };
+        bare_total += bare_time;
+        contender_total += contender_time;
+    }
+    iters as f64 * 100.0 * bare_total.as_secs_f64() / contender_total.as_secs_f64()
 }

@@ -31,7 +31,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
 use resile_benches::contenders::{self, bench_driven, drive, request, Ok200};
-use resile_benches::loopback::{self, send_batch, BATCH};
+use resile_benches::loopback::{self, paired_batches, send_batch, ShareOfBare, BATCH};
 use resile_retry::{AttemptTimeoutLayer, ReplayableRequest};
 use std::future::Future;
 use tower::Layer;
@@ -206,5 +206,62 @@ fn pending_attempt(c: &mut Criterion) {
     group.finish();
 }
 
+/// `stack/hyper_loopback_paired`: the loopback clients of `stack/hyper_loopback`, 64 requests at
+/// once, each measured against the bare client on batches sent in alternation, in
+/// [`ShareOfBare`] (its throughput as a percentage of the bare client's: the quantity of the
+/// stack's loopback target, without the drift between two benchmarks run one after the other).
+/// `bare` is a second bare client against the first: the method's own error.
+fn hyper_loopback_paired(c: &mut Criterion<ShareOfBare>) {
+    let addr = loopback::spawn_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
+
+    let stack = resile::stack::http_client();
+    let breaker = stack.breaker_handle();
+    let (bare, other_bare, full, bare_timeout, no_timeout) = {
+        let _enter = rt.enter();
+        (
+            loopback::bare(),
+            loopback::bare(),
+            stack.layer(loopback::bare()),
+            loopback::bare_timeout(),
+            resile::stack::http_client()
+                .no_attempt_timeout()
+                .layer(loopback::bare()),
+        )
+    };
+    rt.block_on(send_batch(&bare, &uri, true));
+    rt.block_on(send_batch(&other_bare, &uri, true));
+    rt.block_on(send_batch(&full, &uri, true));
+    rt.block_on(send_batch(&no_timeout, &uri, true));
+    rt.block_on(send_batch(&bare_timeout, &uri, true));
+
+    let mut group = c.benchmark_group("stack/hyper_loopback_paired");
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &other_bare, &uri, iters))
+    });
+    group.bench_function("full_stack", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &full, &uri, iters))
+    });
+    group.bench_function("bare_timeout", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &bare_timeout, &uri, iters))
+    });
+    group.bench_function("full_stack_no_timeout", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &no_timeout, &uri, iters))
+    });
+    group.finish();
+
+    let m = breaker.metrics();
+    assert!(m.successes > 0 && m.failures == 0, "{m:?}");
+}
+
 criterion_group!(benches, in_process, pending_attempt, hyper_loopback);
-criterion_main!(benches);
+criterion_group! {
+    name = paired;
+    config = Criterion::default().with_measurement(ShareOfBare);
+    targets = hyper_loopback_paired
+}
+criterion_main!(benches, paired);
