@@ -41,41 +41,74 @@ use crate::BoxError;
 pub struct CircuitBreaker<S, C = resile_classify::Classifier> {
     inner: S,
     owner: Arc<Owner<C>>,
-    /// What `poll_ready` reserved for the next `call`: a permit, or the rejection. (Two fields
-    /// rather than one enum: the closed path writes and reads the permit as one word.)
-    permit: Option<Permit>,
-    refused: Refusal,
+    /// What `poll_ready` reserved for the next `call`: a permit, or the rejection.
+    reserved: Reserved,
 }
 
-/// A rejection `poll_ready` keeps for `call`, in one word (a `BreakerOpen` takes four): the
-/// service stays small, and it is moved and cloned with every request. `0`: none; `1`: forced
-/// open (no probe ahead); `2 + n`: the next probe in `n` nanoseconds (saturating, past 584
-/// years).
+/// What `poll_ready` reserved for `call`, in one word (a `BreakerOpen` alone takes four): the
+/// closed path writes and reads its permit as one word, and the service stays small, as it is
+/// moved and cloned with every request.
+///
+/// `0`: nothing; bit 63 clear: a permit (its bits); bit 63 set: a rejection, whose low bits are
+/// `0` when forced open (no probe ahead), else `1 +` the nanoseconds until the next probe
+/// (saturating, past 292 years).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refusal(u64);
+struct Reserved(u64);
 
-impl Refusal {
-    const NONE: Refusal = Refusal(0);
+impl Reserved {
+    const NONE: Reserved = Reserved(0);
+    const REFUSED: u64 = 1 << 63;
 
-    fn of(open: &BreakerOpen) -> Refusal {
-        match open.until_probe() {
-            None => Refusal(1),
+    #[inline(always)]
+    fn permit(p: Permit) -> Reserved {
+        Reserved(u64::from(p.bits()))
+    }
+
+    fn refused(open: &BreakerOpen) -> Reserved {
+        let low = match open.until_probe() {
+            None => 0,
             Some(d) => {
-                Refusal(u64::try_from(d.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(2)))
+                u64::try_from(d.as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .min(Self::REFUSED - 2)
+                    + 1
             }
+        };
+        Reserved(Self::REFUSED | low)
+    }
+
+    /// The permit held, if any.
+    #[inline(always)]
+    fn held(self) -> Option<Permit> {
+        // A permit's bits are a non-zero `u32`: the high half of its word is clear.
+        if self.0 >> 32 == 0 {
+            Permit::from_bits(self.0 as u32)
+        } else {
+            None
         }
     }
 
-    fn open(self) -> Option<BreakerOpen> {
-        match self.0 {
+    /// The permit or the rejection reserved, if any.
+    #[inline(always)]
+    fn get(self) -> Option<Result<Permit, BreakerOpen>> {
+        if self.0 >> 32 == 0 {
+            return Permit::from_bits(self.0 as u32).map(Ok);
+        }
+        Some(Err(self.rejection()))
+    }
+
+    /// The rejection of a word with bit 63 set.
+    #[cold]
+    fn rejection(self) -> BreakerOpen {
+        BreakerOpen::new(match self.0 & !Self::REFUSED {
             0 => None,
-            1 => Some(BreakerOpen::new(None)),
-            n => Some(BreakerOpen::new(Some(Duration::from_nanos(n - 2)))),
-        }
+            nanos => Some(Duration::from_nanos(nanos - 1)),
+        })
     }
 
-    fn take(&mut self) -> Option<BreakerOpen> {
-        std::mem::replace(self, Refusal::NONE).open()
+    #[inline(always)]
+    fn take(&mut self) -> Option<Result<Permit, BreakerOpen>> {
+        std::mem::replace(self, Reserved::NONE).get()
     }
 }
 
@@ -84,8 +117,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("breaker", &self.owner.local.shared)
-            .field("permit", &self.permit)
-            .field("refused", &self.refused.open())
+            .field("reserved", &self.reserved.get())
             .finish()
     }
 }
@@ -95,8 +127,7 @@ impl<S, C> CircuitBreaker<S, C> {
         CircuitBreaker {
             inner,
             owner,
-            permit: None,
-            refused: Refusal::NONE,
+            reserved: Reserved::NONE,
         }
     }
 
@@ -124,20 +155,19 @@ impl<S, C> CircuitBreaker<S, C> {
     fn admit_slow(&mut self) -> bool {
         match self.owner.local.shared.admit(0) {
             Ok(p) => {
-                self.permit = Some(p);
-                self.refused = Refusal::NONE;
+                self.reserved = Reserved::permit(p);
                 false
             }
             Err(open) => {
-                self.permit = None;
-                self.refused = Refusal::of(&open);
+                self.reserved = Reserved::refused(&open);
                 true
             }
         }
     }
 
     fn unreserve(&mut self) {
-        if let Some(p) = self.permit.take() {
+        if let Some(p) = self.reserved.held() {
+            self.reserved = Reserved::NONE;
             self.owner.local.shared.unreserve(0, p);
         }
     }
@@ -150,8 +180,7 @@ impl<S: Clone, C> Clone for CircuitBreaker<S, C> {
         CircuitBreaker {
             inner: self.inner.clone(),
             owner: self.owner.clone(),
-            permit: None,
-            refused: Refusal::NONE,
+            reserved: Reserved::NONE,
         }
     }
 }
@@ -175,13 +204,10 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // A probe slot is kept until `call` (or drop); anything else is asked for again.
-        if !matches!(self.permit, Some(p) if p.kind() == PermitKind::Probe) {
+        if !matches!(self.reserved.held(), Some(p) if p.kind() == PermitKind::Probe) {
             // The closed path first, on its own: its permit stays in a register.
             if let Some(p) = self.owner.local.shared.closed_permit(0) {
-                self.permit = Some(p);
-                if self.refused != Refusal::NONE {
-                    self.refused = Refusal::NONE;
-                }
+                self.reserved = Reserved::permit(p);
             } else if self.admit_slow() {
                 return Poll::Ready(Ok(()));
             }
@@ -198,14 +224,10 @@ where
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
-        let permit = match self.permit.take() {
-            Some(p) => Ok(p),
-            None => match self.refused.take() {
-                Some(open) => Err(open),
-                // Without a `poll_ready` first (a contract violation), admit now rather than
-                // panic.
-                None => self.owner.local.shared.admit(0),
-            },
+        let permit = match self.reserved.take() {
+            Some(reserved) => reserved,
+            // Without a `poll_ready` first (a contract violation), admit now rather than panic.
+            None => self.owner.local.shared.admit(0),
         };
         match permit {
             Err(open) => {
@@ -225,28 +247,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_refusal_keeps_the_rejection_it_was_made_from() {
+    fn a_reservation_keeps_the_permit_or_the_rejection_it_was_made_from() {
         let probes = [
             None,
             Some(Duration::ZERO),
             Some(Duration::from_nanos(1)),
             Some(Duration::from_millis(1500)),
-            Some(Duration::from_nanos(u64::MAX - 2)),
+            Some(Duration::from_nanos((1 << 63) - 2)),
         ];
         for until_probe in probes {
             let open = BreakerOpen::new(until_probe);
-            let mut refusal = Refusal::of(&open);
-            assert_ne!(refusal, Refusal::NONE);
-            assert_eq!(refusal.open(), Some(open));
-            assert_eq!(refusal.take(), Some(open));
-            assert_eq!(refusal, Refusal::NONE);
-            assert_eq!(refusal.take(), None);
+            let mut reserved = Reserved::refused(&open);
+            assert_eq!(reserved.held(), None);
+            assert_eq!(reserved.get(), Some(Err(open)));
+            assert_eq!(reserved.take(), Some(Err(open)));
+            assert_eq!(reserved, Reserved::NONE);
+            assert_eq!(reserved.take(), None);
         }
         // Past what the word holds: the furthest it can say.
-        let far = Refusal::of(&BreakerOpen::new(Some(Duration::MAX)));
+        let far = Reserved::refused(&BreakerOpen::new(Some(Duration::MAX)));
         assert_eq!(
-            far.open().and_then(|o| o.until_probe()),
-            Some(Duration::from_nanos(u64::MAX - 2))
+            far.get(),
+            Some(Err(BreakerOpen::new(Some(Duration::from_nanos(
+                (1 << 63) - 2
+            )))))
         );
+        for kind in [PermitKind::Closed, PermitKind::Probe, PermitKind::Disabled] {
+            for epoch in [0, 1, 12345, u32::MAX] {
+                let permit = Permit::new(epoch, kind);
+                let mut reserved = Reserved::permit(permit);
+                assert_eq!(reserved.held(), Some(permit));
+                assert_eq!(reserved.take(), Some(Ok(permit)));
+                assert_eq!(reserved.held(), None);
+            }
+        }
     }
 }
