@@ -1,7 +1,7 @@
 //! The full client stack (`resile::stack::http_client()`: retry > circuit breaker > rate
-//! limiter > per-attempt timeout) beside the bare service, in two criterion groups, and the
-//! per-attempt timer beside tower's `Timeout` in a third (`stack/pending_attempt`, see
-//! `pending_attempt` below).
+//! limiter > per-attempt timeout) beside the bare service, in process and over loopback (three
+//! criterion groups), and the per-attempt timer beside tower's `Timeout` in a fourth
+//! (`stack/pending_attempt`, see `pending_attempt` below).
 //!
 //! `stack/in_process`: what the stack adds to one request that succeeds at once.
 //!
@@ -25,6 +25,13 @@
 //! `bare`, `full_stack` (the defaults), and two references: `bare_timeout` (the bare client with
 //! the stack's per-attempt timeout alone: the tokio timer any client with a timeout registers per
 //! request) and `full_stack_no_timeout`.
+//!
+//! `stack/hyper_loopback_paired`: the same clients, 64 requests at once, each measured against
+//! the bare client on batches of the two sent in alternation; the value is the contender's
+//! throughput as a percentage of the bare client's (`ShareOfBare`), free of the machine's drift
+//! between two benchmarks run one after the other. Contenders: `bare` (a second bare client: the
+//! method's own error), `full_stack`, `full_stack_no_timeout`, `bare_timeout`, and each of retry,
+//! breaker and limiter alone.
 
 use std::hint::black_box;
 
@@ -221,23 +228,31 @@ fn hyper_loopback_paired(c: &mut Criterion<ShareOfBare>) {
 
     let stack = resile::stack::http_client();
     let breaker = stack.breaker_handle();
-    let (bare, other_bare, full, bare_timeout, no_timeout) = {
-        let _enter = rt.enter();
-        (
-            loopback::bare(),
-            loopback::bare(),
-            stack.layer(loopback::bare()),
-            loopback::bare_timeout(),
-            resile::stack::http_client()
-                .no_attempt_timeout()
-                .layer(loopback::bare()),
-        )
-    };
-    rt.block_on(send_batch(&bare, &uri, true));
-    rt.block_on(send_batch(&other_bare, &uri, true));
-    rt.block_on(send_batch(&full, &uri, true));
-    rt.block_on(send_batch(&no_timeout, &uri, true));
-    rt.block_on(send_batch(&bare_timeout, &uri, true));
+    let _enter = rt.enter();
+    let bare = loopback::bare();
+    let other_bare = loopback::bare();
+    let full = stack.layer(loopback::bare());
+    let bare_timeout = loopback::bare_timeout();
+    let no_timeout = resile::stack::http_client()
+        .no_attempt_timeout()
+        .layer(loopback::bare());
+    // Each piece alone: what one layer costs over sockets.
+    let alone = resile::stack::http_client()
+        .no_retry()
+        .no_circuit_breaker()
+        .no_rate_limit()
+        .no_attempt_timeout();
+    let retry_only = alone
+        .clone()
+        .retry(resile::stack::default_retry_policy())
+        .layer(loopback::bare());
+    let breaker_only = alone
+        .clone()
+        .circuit_breaker(resile::stack::default_breaker())
+        .layer(loopback::bare());
+    let limiter_only = alone
+        .rate_limit(resile::stack::default_limiter())
+        .layer(loopback::bare());
 
     let mut group = c.benchmark_group("stack/hyper_loopback_paired");
     group.bench_function("bare", |b| {
@@ -251,6 +266,15 @@ fn hyper_loopback_paired(c: &mut Criterion<ShareOfBare>) {
     });
     group.bench_function("full_stack_no_timeout", |b| {
         b.iter_custom(|iters| paired_batches(&rt, &bare, &no_timeout, &uri, iters))
+    });
+    group.bench_function("retry_only", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &retry_only, &uri, iters))
+    });
+    group.bench_function("breaker_only", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &breaker_only, &uri, iters))
+    });
+    group.bench_function("limiter_only", |b| {
+        b.iter_custom(|iters| paired_batches(&rt, &bare, &limiter_only, &uri, iters))
     });
     group.finish();
 
