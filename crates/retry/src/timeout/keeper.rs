@@ -143,13 +143,45 @@ pub(crate) struct Posted {
     ticket: Ticket,
     /// The deadline, in the keeper's nanoseconds.
     at: u64,
+    /// Which waker the slot holds (its data and vtable addresses, as `Waker::will_wake`
+    /// compares them): a poll with the same one touches nothing shared. The slot's clone keeps
+    /// that waker's task alive, so the addresses cannot be reused meanwhile.
+    waker: (usize, usize),
+}
+
+/// What `Waker::will_wake` compares, as plain numbers (the future stays `Send`).
+fn identity(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        std::ptr::from_ref(waker.vtable()) as usize,
+    )
 }
 
 impl Posted {
-    /// What became of the post: still armed (the keeper wakes `waker` when it is due), fired
-    /// (the attempt timed out), or lost (the keeper stopped: the attempt keeps time itself).
-    pub(crate) fn check(&self, waker: &Waker) -> Check {
-        self.keeper.board.check(self.ticket, waker)
+    /// What became of the post: still armed (the keeper wakes `waker` when it is due: posted in
+    /// place of the slot's if it is another), fired (the attempt timed out), or lost (the keeper
+    /// stopped: the attempt keeps time itself).
+    pub(crate) fn check(&mut self, waker: &Waker) -> Check {
+        let board = &self.keeper.board;
+        match board.check(self.ticket) {
+            Check::Armed if identity(waker) != self.waker => {}
+            seen => return seen,
+        }
+        let seen = board.rewake(self.ticket, waker);
+        if seen != Check::Armed {
+            return seen;
+        }
+        self.waker = identity(waker);
+        // As after a post (both loads come after `rewake`'s fence): the keeper may have stopped,
+        // or walked, while the slot was being written, and passed it by.
+        if !self.keeper.alive.load(Ordering::Relaxed) {
+            let _ = board.cancel(self.ticket);
+            return Check::Lost;
+        }
+        if self.at < self.keeper.next_walk.load(Ordering::Relaxed) {
+            self.keeper.poke();
+        }
+        Check::Armed
     }
 
     /// When the attempt is due (`None`: past what `Instant` can hold).
@@ -216,7 +248,12 @@ pub(crate) fn post(timeout: Duration, waker: &Waker) -> Option<Posted> {
         // The thread is exiting: claim from the start.
         Err(_) => keeper.board.arm(0, at, waker)?,
     };
-    let posted = Posted { keeper, ticket, at };
+    let posted = Posted {
+        keeper,
+        ticket,
+        at,
+        waker: identity(waker),
+    };
     // Both loads come after the post's fence: a keeper that stopped, or planned its next walk,
     // without seeing the post is seen here.
     if !posted.keeper.alive.load(Ordering::Relaxed) {

@@ -379,3 +379,23 @@ fn an_attempt_outliving_its_keepers_runtime_keeps_time_itself() {
         .unwrap_err();
     assert!(err.is::<Elapsed>(), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_polled_by_another_task_is_woken_there_when_due() {
+    // First polled (and posted) from this task, then awaited by a spawned one: its waker
+    // changes, and the keeper must wake the new task, not the first.
+    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
+    let mut fut = Box::pin(never_answers(Duration::from_secs(10)).oneshot(()));
+    let start = Instant::now();
+    assert!(poll_once(&mut fut).await.is_pending());
+    assert_eq!(keeper::current().unwrap().posted_for_test(), 1);
+    let task = tokio::spawn(fut);
+    let err = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("woken when due, not hanging")
+        .expect("the task ran")
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(keeper::current().unwrap().posted_for_test(), 0);
+}
