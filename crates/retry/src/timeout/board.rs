@@ -20,9 +20,9 @@
 //! `FIRING` or `RELEASING` reads or writes the cell, and only until it moves the slot out again
 //! with a release store, which the next such compare-and-swap acquires. An attempt whose waker
 //! changes while armed takes the slot back into `WRITING` to post the new one
-//! ([`Board::rewake`]). That leaves an attempt two atomic operations (its claim and its cancel)
-//! where an atomic waker cost six; measured in `docs/benchmarks.md` (the one `unsafe` of this
-//! crate, in [`WakerCell`]).
+//! ([`Board::rewake`]). That leaves an attempt two atomic read-modify-writes on its slot (its
+//! claim and its cancel) where an atomic waker in the slot made six: ~20 ns less per attempt,
+//! measured in `docs/benchmarks.md` (the one `unsafe` of this crate, in [`WakerCell`]).
 //!
 //! The concurrent claims (a claim never lost, a fired or released attempt always woken, a slot
 //! never stuck, a waker cell never touched by two threads at once: loom's cell checks it) are
