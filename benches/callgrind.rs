@@ -138,12 +138,7 @@ fn main() {
 /// covers the requests and the runtime's own work between them; the clients (and a clock's
 /// one-time calibration) are made before it, and one batch warms the pool.
 fn loopback(client: &str, n: u64) {
-    let addr = loopback::spawn_server();
-    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let (uri, rt) = loopback::server_and_client_runtime();
     let _enter = rt.enter();
     let batches = n.div_ceil(BATCH as u64);
     fn go<S>(rt: &tokio::runtime::Runtime, svc: S, uri: &http::Uri, batches: u64)

@@ -2,7 +2,8 @@
 //! (`benches/callgrind.rs`) so that both measure the same clients against the same server.
 //!
 //! - [`spawn_server()`]: a hyper server on 127.0.0.1 answering `200 ok`, on a thread and
-//!   current-thread runtime of its own;
+//!   current-thread runtime of its own ([`server_and_client_runtime()`]: with the clients'
+//!   runtime);
 //! - [`bare()`] and [`bare_timeout()`]: the bare hyper-util client, and the same with the
 //!   stack's per-attempt timeout alone (the stacks are layered on [`bare()`] by the benches);
 //! - [`send_batch()`]: [`BATCH`] GETs through a client, one after the other or all at once,
@@ -64,6 +65,18 @@ pub fn spawn_server() -> SocketAddr {
         })
     });
     rx.recv().expect("the server's address")
+}
+
+/// Starts the server ([`spawn_server()`]) and returns its URI and a current-thread runtime for
+/// the clients (to run in the calling thread: one core for the server, one for the clients).
+pub fn server_and_client_runtime() -> (http::Uri, tokio::runtime::Runtime) {
+    let addr = spawn_server();
+    let uri = format!("http://{addr}/").parse().expect("a uri");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    (uri, rt)
 }
 
 /// The bare hyper-util client (keep-alive pool).

@@ -122,12 +122,7 @@ fn hyper_loopback(c: &mut Criterion) {
     // The server on a thread and runtime of its own, the clients on this thread's runtime: one
     // core each on a 2-core machine. (With both in one multi-thread runtime, the machine ran a
     // whole run at one of two throughputs ~35 % apart, at random.)
-    let addr = loopback::spawn_server();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
+    let (uri, rt) = loopback::server_and_client_runtime();
 
     let stack = resile::stack::http_client();
     let breaker = stack.breaker_handle();
@@ -219,12 +214,7 @@ fn pending_attempt(c: &mut Criterion) {
 /// stack's loopback target, without the drift between two benchmarks run one after the other).
 /// `bare` is a second bare client against the first: the method's own error.
 fn hyper_loopback_paired(c: &mut Criterion<ShareOfBare>) {
-    let addr = loopback::spawn_server();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let uri: http::Uri = format!("http://{addr}/").parse().expect("a uri");
+    let (uri, rt) = loopback::server_and_client_runtime();
 
     let stack = resile::stack::http_client();
     let breaker = stack.breaker_handle();
@@ -255,26 +245,26 @@ fn hyper_loopback_paired(c: &mut Criterion<ShareOfBare>) {
         .layer(loopback::bare());
 
     let mut group = c.benchmark_group("stack/hyper_loopback_paired");
-    group.bench_function("bare", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &other_bare, &uri, iters))
+    let uri = &uri;
+    let mut paired = |name: &str, contender: &dyn Fn(u64) -> f64| {
+        group.bench_function(name, |b| b.iter_custom(contender));
+    };
+    paired("bare", &|n| paired_batches(&rt, &bare, &other_bare, uri, n));
+    paired("full_stack", &|n| paired_batches(&rt, &bare, &full, uri, n));
+    paired("bare_timeout", &|n| {
+        paired_batches(&rt, &bare, &bare_timeout, uri, n)
     });
-    group.bench_function("full_stack", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &full, &uri, iters))
+    paired("full_stack_no_timeout", &|n| {
+        paired_batches(&rt, &bare, &no_timeout, uri, n)
     });
-    group.bench_function("bare_timeout", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &bare_timeout, &uri, iters))
+    paired("retry_only", &|n| {
+        paired_batches(&rt, &bare, &retry_only, uri, n)
     });
-    group.bench_function("full_stack_no_timeout", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &no_timeout, &uri, iters))
+    paired("breaker_only", &|n| {
+        paired_batches(&rt, &bare, &breaker_only, uri, n)
     });
-    group.bench_function("retry_only", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &retry_only, &uri, iters))
-    });
-    group.bench_function("breaker_only", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &breaker_only, &uri, iters))
-    });
-    group.bench_function("limiter_only", |b| {
-        b.iter_custom(|iters| paired_batches(&rt, &bare, &limiter_only, &uri, iters))
+    paired("limiter_only", &|n| {
+        paired_batches(&rt, &bare, &limiter_only, uri, n)
     });
     group.finish();
 

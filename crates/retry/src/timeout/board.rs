@@ -692,6 +692,16 @@ mod loom_tests {
         });
     }
 
+    /// A keeper thread stopping: it clears `alive`, then releases the board (returning how many
+    /// slots it released).
+    fn stopping(board: &Arc<Board>, alive: &Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+        let (board, alive) = (board.clone(), alive.clone());
+        thread::spawn(move || {
+            alive.store(false, Ordering::Relaxed);
+            board.release_all()
+        })
+    }
+
     /// An attempt posting a new waker while the keeper walks, with the keeper's plan as
     /// `keeper.rs` keeps it: a walk that finds the slot being written passes it by, and the
     /// attempt, reading the plan after its fence, pokes the keeper (which walks again). The
@@ -745,13 +755,7 @@ mod loom_tests {
             let alive = Arc::new(AtomicBool::new(true));
             let (first, w1) = flag();
             let ticket = board.arm(0, 5, &w1).unwrap();
-            let keeper = {
-                let (board, alive) = (board.clone(), alive.clone());
-                thread::spawn(move || {
-                    alive.store(false, Ordering::Relaxed);
-                    board.release_all()
-                })
-            };
+            let keeper = stopping(&board, &alive);
             let (second, w2) = flag();
             let seen = board.rewake(ticket, &w2);
             let sees_gone = seen == Check::Armed && !alive.load(Ordering::Relaxed);
@@ -780,13 +784,7 @@ mod loom_tests {
         loom::model(|| {
             let board = Arc::new(Board::new(2));
             let alive = Arc::new(AtomicBool::new(true));
-            let keeper = {
-                let (board, alive) = (board.clone(), alive.clone());
-                thread::spawn(move || {
-                    alive.store(false, Ordering::Relaxed);
-                    board.release_all()
-                })
-            };
+            let keeper = stopping(&board, &alive);
             let (woken, waker) = flag();
             let ticket = board.arm(0, 5, &waker).unwrap();
             let sees_gone = !alive.load(Ordering::Relaxed);
