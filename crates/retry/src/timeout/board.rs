@@ -196,13 +196,7 @@ impl Board {
                 continue;
             }
             slot.deadline.store(deadline, Ordering::Relaxed);
-            // SAFETY: this thread's compare-and-swap put the slot in `WRITING`.
-            #[allow(unsafe_code)]
-            let old = unsafe { slot.waker.replace(Some(waker.clone())) };
-            slot.state.store(word(generation, ARMED), Ordering::Release);
-            fence(Ordering::SeqCst);
-            // Always `None` (every holder before took its waker out), dropped outside the hold.
-            drop(old);
+            Self::publish(slot, generation, waker);
             return Some(Ticket { index, generation });
         }
         None
@@ -224,22 +218,30 @@ impl Board {
     /// claim if it no longer stands.
     pub(crate) fn rewake(&self, ticket: Ticket, waker: &Waker) -> Check {
         let slot = self.slot(ticket.index);
-        let armed = word(ticket.generation, ARMED);
         if let Err(state) = slot.state.compare_exchange(
-            armed,
+            word(ticket.generation, ARMED),
             word(ticket.generation, WRITING),
             Ordering::Acquire,
             Ordering::Acquire,
         ) {
             return Self::judge(state, ticket);
         }
-        // SAFETY: this thread's compare-and-swap put the slot in `WRITING`.
+        Self::publish(slot, ticket.generation, waker);
+        Check::Armed
+    }
+
+    /// Writes `waker` into `slot`, which this thread's compare-and-swap put in `WRITING` for
+    /// `generation`, and publishes the slot `ARMED`, ending with a sequentially consistent
+    /// fence (see [`Board::arm`]).
+    fn publish(slot: &Slot, generation: u64, waker: &Waker) {
+        // SAFETY: the caller's compare-and-swap put the slot in `WRITING`.
         #[allow(unsafe_code)]
         let old = unsafe { slot.waker.replace(Some(waker.clone())) };
-        slot.state.store(armed, Ordering::Release);
+        slot.state.store(word(generation, ARMED), Ordering::Release);
         fence(Ordering::SeqCst);
+        // Dropped once the slot is handed on (after a claim it is `None`: every holder before
+        // took its waker out).
         drop(old);
-        Check::Armed
     }
 
     fn judge(state: u64, ticket: Ticket) -> Check {

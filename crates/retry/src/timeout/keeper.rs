@@ -172,16 +172,26 @@ impl Posted {
             return seen;
         }
         self.waker = identity(waker);
-        // As after a post (both loads come after `rewake`'s fence): the keeper may have stopped,
-        // or walked, while the slot was being written, and passed it by.
+        // As after a post: the keeper may have stopped, or walked, while the slot was being
+        // written, and passed it by. (Lost: the caller drops this post, which frees the slot.)
+        if self.keeper_sees() {
+            Check::Armed
+        } else {
+            Check::Lost
+        }
+    }
+
+    /// After the slot was published (these loads come after the publication's fence): `false`
+    /// if the keeper has stopped without seeing it; pokes the keeper if the attempt is due
+    /// before its next planned walk (one planned, or walked, without seeing it).
+    fn keeper_sees(&self) -> bool {
         if !self.keeper.alive.load(Ordering::Relaxed) {
-            let _ = board.cancel(self.ticket);
-            return Check::Lost;
+            return false;
         }
         if self.at < self.keeper.next_walk.load(Ordering::Relaxed) {
             self.keeper.poke();
         }
-        Check::Armed
+        true
     }
 
     /// When the attempt is due (`None`: past what `Instant` can hold).
@@ -254,15 +264,8 @@ pub(crate) fn post(timeout: Duration, waker: &Waker) -> Option<Posted> {
         at,
         waker: identity(waker),
     };
-    // Both loads come after the post's fence: a keeper that stopped, or planned its next walk,
-    // without seeing the post is seen here.
-    if !posted.keeper.alive.load(Ordering::Relaxed) {
-        return None; // dropping `posted` frees the slot
-    }
-    if at < posted.keeper.next_walk.load(Ordering::Relaxed) {
-        posted.keeper.poke();
-    }
-    Some(posted)
+    // A keeper that stopped without seeing the post: dropping `posted` frees the slot.
+    posted.keeper_sees().then_some(posted)
 }
 
 /// The keeper serving this thread's runtime for a round of `round_ns`, started if need be.
