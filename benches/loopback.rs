@@ -1,9 +1,8 @@
 //! The loopback set-up of `benches/stack.rs`, shared with the callgrind driver
 //! (`benches/callgrind.rs`) so that both measure the same clients against the same server.
 //!
-//! - [`spawn_server()`]: a hyper server on 127.0.0.1 answering `200 ok`, on a thread and
-//!   current-thread runtime of its own ([`server_and_client_runtime()`]: with the clients'
-//!   runtime);
+//! - [`server_and_client_runtime()`]: a hyper server on 127.0.0.1 answering `200 ok`, on a
+//!   thread and current-thread runtime of its own, and the clients' runtime;
 //! - [`bare()`] and [`bare_timeout()`]: the bare hyper-util client, and the same with the
 //!   stack's per-attempt timeout alone (the stacks are layered on [`bare()`] by the benches);
 //! - [`send_batch()`]: [`BATCH`] GETs through a client, one after the other or all at once,
@@ -36,7 +35,7 @@ pub const BATCH: usize = 64;
 /// Starts a hyper server on 127.0.0.1 answering `200 ok` to everything, on a thread and
 /// current-thread runtime of its own (one core for the server, one for the client on a 2-core
 /// machine), and returns its address.
-pub fn spawn_server() -> SocketAddr {
+fn spawn_server() -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let server_rt = tokio::runtime::Builder::new_current_thread()
@@ -67,7 +66,7 @@ pub fn spawn_server() -> SocketAddr {
     rx.recv().expect("the server's address")
 }
 
-/// Starts the server ([`spawn_server()`]) and returns its URI and a current-thread runtime for
+/// Starts the server (`spawn_server()`) and returns its URI and a current-thread runtime for
 /// the clients (to run in the calling thread: one core for the server, one for the clients).
 pub fn server_and_client_runtime() -> (http::Uri, tokio::runtime::Runtime) {
     let addr = spawn_server();
@@ -212,24 +211,19 @@ where
     S::Error: std::fmt::Debug + Send,
     S::Future: Send,
 {
-    let timed = |batch: &mut dyn FnMut()| {
-        let start = Instant::now();
-        batch();
-        start.elapsed()
-    };
     let (mut bare_total, mut contender_total) = (Duration::ZERO, Duration::ZERO);
     for i in 0..iters {
-        let mut bare_batch = || rt.block_on(send_batch(bare, uri, true));
-        let mut contender_batch = || rt.block_on(send_batch(contender, uri, true));
-        let (bare_time, contender_time): (Duration, Duration) = if i % 2 == 0 {
-            let b = timed(&mut bare_batch);
-            (b, timed(&mut contender_batch))
-        } else {
-            let c = timed(&mut contender_batch);
-            (timed(&mut bare_batch), c)
-        };
-        bare_total += bare_time;
-        contender_total += contender_time;
+        // In turn first: whatever the order costs falls on both alike.
+        for bare_now in [i % 2 == 0, i % 2 != 0] {
+            let start = Instant::now();
+            if bare_now {
+                rt.block_on(send_batch(bare, uri, true));
+                bare_total += start.elapsed();
+            } else {
+                rt.block_on(send_batch(contender, uri, true));
+                contender_total += start.elapsed();
+            }
+        }
     }
     iters as f64 * 100.0 * bare_total.as_secs_f64() / contender_total.as_secs_f64()
 }
