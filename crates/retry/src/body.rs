@@ -4,8 +4,7 @@
 //! sends it. [`ReplayableRequest`] says how a copy is made:
 //!
 //! - `http::Request<B>` with a `Clone` body (`Full<Bytes>`, `Empty<Bytes>`, `String`, `Bytes`,
-//!   `Vec<u8>`, `()`, ...) is kept as a [`RequestCopy`]: its headers packed into one buffer, its
-//!   body cloned;
+//!   `Vec<u8>`, `()`, ...) is copied with `Request::clone`;
 //! - `reqwest::Request` (feature `reqwest`) uses [`reqwest::Request::try_clone`], which fails for
 //!   streaming bodies: such a request is sent once and never retried;
 //! - `http::Request<ReplayBody<B>>` wraps any streaming body (hyper's `Incoming` in a proxy, a
@@ -67,7 +66,6 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use resile_classify::RequestLike;
 
-use crate::copy::RequestCopy;
 use crate::error::ReplayError;
 use crate::BoxError;
 
@@ -75,42 +73,36 @@ use crate::BoxError;
 ///
 /// Before the first attempt the layer keeps a copy ([`try_copy`](Self::try_copy)); for each
 /// retry it builds the request to send from that copy ([`replay`](Self::replay)). The copy is
-/// made for every request and dropped unused by every request that succeeds the first time, so
-/// it should be cheap to make; building from it happens only on a retry.
+/// made for every request and dropped unused by every request that succeeds the first time;
+/// building from it happens only on a retry.
 #[diagnostic::on_unimplemented(
     message = "the retry layer cannot replay `{Self}`",
     note = "wrap a streaming body (such as hyper's `Incoming`) in `resile_retry::ReplayBody`: \
             `req.map(ReplayBody::new)`"
 )]
 pub trait ReplayableRequest: RequestLike + Sized {
-    /// What the layer keeps of the request between attempts.
-    type Copy;
-
     /// The copy to build retries from; `None` if the request cannot be copied, in which case it
     /// is sent once and never retried.
-    fn try_copy(&self) -> Option<Self::Copy>;
+    fn try_copy(&self) -> Option<Self>;
 
     /// The request of the next attempt, built from the copy made before the first attempt;
     /// `None` if it cannot be sent now (for [`ReplayBody`]: an earlier attempt's body went past
     /// the buffer limit, failed, or is still being sent). The retry is then refused.
-    fn replay(copy: &Self::Copy) -> Option<Self>;
+    fn replay(copy: &Self) -> Option<Self>;
 
     /// The request headers, to set the attempt-number header.
     fn headers_mut(&mut self) -> &mut HeaderMap;
 }
 
-/// A request with a `Clone` body: the copy is a [`RequestCopy`], whose headers are packed into
-/// one buffer (cheaper to keep than `Request::clone`); the body is cloned.
+/// A request with a `Clone` body: copied with `Request::clone`.
 impl<B: Clone> ReplayableRequest for http::Request<B> {
-    type Copy = RequestCopy<B>;
-
     #[inline]
-    fn try_copy(&self) -> Option<RequestCopy<B>> {
-        RequestCopy::new(self, self.body().clone())
+    fn try_copy(&self) -> Option<Self> {
+        Some(self.clone())
     }
 
-    fn replay(copy: &RequestCopy<B>) -> Option<Self> {
-        copy.build(copy.body().clone())
+    fn replay(copy: &Self) -> Option<Self> {
+        Some(copy.clone())
     }
 
     #[inline]
@@ -119,32 +111,39 @@ impl<B: Clone> ReplayableRequest for http::Request<B> {
     }
 }
 
-/// A request with a [`ReplayBody`]: the copy holds a replaying handle on the recording.
+/// A request with a [`ReplayBody`]: the copy's body is a replaying handle on the recording.
 impl<B> ReplayableRequest for http::Request<ReplayBody<B>> {
-    type Copy = RequestCopy<ReplayBody<B>>;
-
-    fn try_copy(&self) -> Option<Self::Copy> {
-        RequestCopy::new(self, self.body().replay())
+    fn try_copy(&self) -> Option<Self> {
+        Some(with_body(self, self.body().replay()))
     }
 
-    fn replay(copy: &Self::Copy) -> Option<Self> {
+    fn replay(copy: &Self) -> Option<Self> {
         if !copy.body().can_replay() {
             return None;
         }
-        copy.build(copy.body().replay())
+        Some(with_body(copy, copy.body().replay()))
     }
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
         http::Request::headers_mut(self)
     }
+}
+
+/// A request with `req`'s head (method, URI, version, headers, extensions) and `body`.
+fn with_body<T, U>(req: &http::Request<T>, body: U) -> http::Request<U> {
+    let mut copy = http::Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    *copy.extensions_mut() = req.extensions().clone();
+    copy
 }
 
 /// A `reqwest::Request`: copied with [`reqwest::Request::try_clone`], which fails for streaming
 /// bodies (such a request is sent once).
 #[cfg(feature = "reqwest")]
 impl ReplayableRequest for reqwest::Request {
-    type Copy = reqwest::Request;
-
     #[inline]
     fn try_copy(&self) -> Option<Self> {
         self.try_clone()
@@ -454,7 +453,7 @@ where
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full, StreamBody};
@@ -606,7 +605,7 @@ mod tests {
         assert_eq!(empty.replay().size_hint().exact(), Some(0));
     }
 
-    fn replay<B>(copy: &RequestCopy<ReplayBody<B>>) -> Option<http::Request<ReplayBody<B>>> {
+    fn replay<B>(copy: &http::Request<ReplayBody<B>>) -> Option<http::Request<ReplayBody<B>>> {
         ReplayableRequest::replay(copy)
     }
 

@@ -11,15 +11,8 @@
 //! between nine and ten tenths of the `ttl`, so a long healthy period does not bank credit that
 //! would let a later outage be amplified.
 //!
-//! Deposits are dated in batches, so that a first attempt does not read the clock: a deposit
-//! adds its units to an undated counter (one atomic add), and the deposit that brings it to
-//! 400 units (four retries' worth) reads the clock and moves the whole counter
-//! into the current slice. A withdrawal (and [`RetryBudget::available_retries`]) dates what is
-//! undated first, so no credit is ever hidden from a retry. The one cost: credit of fewer than
-//! four retries may be dated later than the first attempts that earned it, and so outlive the
-//! `ttl` — under steady traffic by the few milliseconds a batch takes to fill, after a quiet
-//! spell by less than four retries' worth of credit (at the default 20 %, at most 19 first attempts). A ratio of
-//! 400 % or more dates every deposit. The bound below is on totals and is not affected.
+//! Every deposit is dated: it reads the clock and adds its units to the slice of that instant,
+//! so no credit outlives the `ttl`.
 //!
 //! The floor (`min_retries_per_second`) is a separate GCRA bucket in one `AtomicU64`: it grants
 //! `min_retries_per_second` retries per second on average with a reserve of
@@ -44,35 +37,27 @@
 //!
 //! Under contention a withdrawal that has to gather credit from several slots may find another
 //! withdrawal took part of it first; it then puts back what it took and falls back on the floor.
-//! Likewise a withdrawal that runs while another thread is dating the undated credit (between
-//! taking it from the counter and adding it to its slice) does not see that credit. Either can
-//! refuse a retry the budget could have paid for — never grant one it cannot.
+//! It can refuse a retry the budget could have paid for — never grant one it cannot.
 //!
-//! The concurrent claims are checked with loom. The model runs under the `resile_loom` cfg
-//! rather than `loom`, because `--cfg loom` also switches tokio's networking off and the
-//! workspace's hyper-util no longer builds:
+//! The concurrent claims are checked with loom:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg resile_loom" cargo test -p resile-retry --release --lib loom
+//! RUSTFLAGS="--cfg loom" cargo test -p resile-retry --release --lib loom
 //! ```
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(resile_loom)]
+#[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, Ordering};
-#[cfg(not(resile_loom))]
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::BudgetError;
 
 /// Units a retry costs; a first attempt deposits `ratio_percent` units.
 pub const RETRY_COST: u32 = 100;
-
-/// Undated credit is dated (moved into the current slice) once it reaches this many units: four
-/// retries' worth. See the [module documentation](self).
-pub(crate) const DATE_UNITS: u64 = 4 * RETRY_COST as u64;
 
 /// Number of slices the `ttl` window is cut into.
 const SLOTS: usize = 10;
@@ -155,13 +140,10 @@ impl RetryBudget {
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Records a first attempt: adds `ratio_percent` units of credit.
-    ///
-    /// One atomic add; the clock is read only when the undated credit completes a batch (see
-    /// the [module documentation](self)).
+    /// Records a first attempt: adds `ratio_percent` units of credit, dated now.
     #[inline]
     pub fn deposit(&self) {
-        self.core.deposit(|| self.now());
+        self.core.deposit_at(self.now());
     }
 
     /// Takes one retry out of the budget; `false` if the budget is exhausted.
@@ -257,8 +239,6 @@ fn unpack(word: u64) -> (u32, u32) {
 /// The clock-free state of a budget; every operation takes `now` in nanoseconds since a base.
 pub(crate) struct BudgetCore {
     slots: [AtomicU64; SLOTS],
-    /// Credit deposited and not yet dated (moved into a slot), in units.
-    undated: AtomicU64,
     /// GCRA theoretical arrival time of the floor bucket, nanoseconds.
     floor_tat: AtomicU64,
     deposit: u32,
@@ -286,7 +266,6 @@ impl BudgetCore {
         };
         BudgetCore {
             slots: std::array::from_fn(|_| AtomicU64::new(0)),
-            undated: AtomicU64::new(0),
             floor_tat: AtomicU64::new(0),
             deposit: ratio_percent,
             slice_nanos,
@@ -298,32 +277,8 @@ impl BudgetCore {
         }
     }
 
-    /// Records a first attempt, undated; `now` is read only if that completes a batch.
+    /// Records a first attempt dated `now`.
     #[inline]
-    pub(crate) fn deposit(&self, now: impl FnOnce() -> u64) {
-        if self.deposit == 0 {
-            return;
-        }
-        let units = u64::from(self.deposit);
-        if self.undated.fetch_add(units, Ordering::AcqRel) + units >= DATE_UNITS {
-            self.date_undated(now());
-        }
-    }
-
-    /// Moves the undated credit into the slice of `now`.
-    fn date_undated(&self, now: u64) {
-        // A load first: the common case (nothing undated) writes nothing.
-        if self.undated.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let units = self.undated.swap(0, Ordering::AcqRel);
-        if units != 0 {
-            self.add_at(now, u32::try_from(units).unwrap_or(u32::MAX));
-        }
-    }
-
-    /// Records a first attempt dated `now` (the slot logic without the batching).
-    #[cfg(test)]
     pub(crate) fn deposit_at(&self, now: u64) {
         if self.deposit != 0 {
             self.add_at(now, self.deposit);
@@ -379,7 +334,6 @@ impl BudgetCore {
     }
 
     pub(crate) fn try_withdraw_at(&self, now: u64) -> bool {
-        self.date_undated(now);
         self.take_credit(now) || self.take_floor(now)
     }
 
@@ -475,7 +429,6 @@ impl BudgetCore {
     }
 
     pub(crate) fn available_at(&self, now: u64) -> u64 {
-        self.date_undated(now);
         let credit = if self.deposit == 0 {
             0
         } else {
@@ -485,7 +438,7 @@ impl BudgetCore {
     }
 }
 
-#[cfg(all(test, not(resile_loom)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -594,44 +547,15 @@ mod tests {
     }
 
     #[test]
-    fn deposits_are_dated_in_batches() {
+    fn every_deposit_expires_a_ttl_after_it_was_made() {
         let core = BudgetCore::new(100, 0, Duration::from_secs(10));
-        // Four deposits of 100 units make a batch, dated by the fourth.
-        for _ in 0..4 {
-            core.deposit(|| 0);
-        }
-        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
-        assert_eq!(core.credit_at(0), 400);
-        // Three more stay undated, without reading the clock.
-        for _ in 0..3 {
-            core.deposit(|| panic!("the clock was read before a batch was complete"));
-        }
-        assert_eq!(core.undated.load(Ordering::Relaxed), 300);
-        // At 10 s the batch of t = 0 has expired; the three undated deposits are dated now, late
-        // (the documented cost: less than one batch), and expire a ttl later.
-        assert_eq!(core.available_at(10 * SEC), 3);
-        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
-        assert_eq!(core.available_at(20 * SEC - 1), 3);
-        assert_eq!(core.available_at(20 * SEC), 0);
-    }
-
-    #[test]
-    fn a_withdrawal_spends_undated_credit() {
-        let core = BudgetCore::new(20, 0, Duration::from_secs(10));
-        for _ in 0..5 {
-            core.deposit(|| panic!("100 units are not a batch"));
-        }
-        assert!(core.try_withdraw_at(0));
-        assert!(!core.try_withdraw_at(0));
-        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
-    }
-
-    #[test]
-    fn a_large_ratio_dates_every_deposit() {
-        let core = BudgetCore::new(400, 0, Duration::from_secs(10));
-        core.deposit(|| 0);
-        assert_eq!(core.undated.load(Ordering::Relaxed), 0);
-        assert_eq!(core.credit_at(0), 400);
+        core.deposit_at(0);
+        core.deposit_at(5 * SEC);
+        assert_eq!(core.available_at(5 * SEC), 2);
+        // The deposit of t = 0 is gone at 10 s; the one of 5 s lasts until 15 s.
+        assert_eq!(core.available_at(10 * SEC), 1);
+        assert_eq!(core.available_at(15 * SEC - 1), 1);
+        assert_eq!(core.available_at(15 * SEC), 0);
     }
 
     #[test]
@@ -646,7 +570,6 @@ mod tests {
     #[derive(Debug)]
     struct Model {
         credit: BTreeMap<u64, u64>,
-        undated: u64,
         floor_tat: u64,
         deposit: u64,
         slice: u64,
@@ -664,7 +587,6 @@ mod tests {
             };
             Model {
                 credit: BTreeMap::new(),
-                undated: 0,
                 floor_tat: 0,
                 deposit: ratio as u64,
                 slice: (ttl.as_nanos() as u64 / 10).max(1),
@@ -676,22 +598,12 @@ mod tests {
             let epoch = now / self.slice;
             self.credit.retain(|e, _| epoch - *e < 10);
         }
-        // Deposits are undated until they make a batch of `DATE_UNITS`, or a withdrawal comes.
         fn deposit(&mut self, now: u64) {
-            self.undated += self.deposit;
-            if self.undated >= DATE_UNITS {
-                self.date(now);
-            }
-        }
-        fn date(&mut self, now: u64) {
             self.expire(now);
-            if self.undated > 0 {
-                *self.credit.entry(now / self.slice).or_default() += self.undated;
-                self.undated = 0;
-            }
+            *self.credit.entry(now / self.slice).or_default() += self.deposit;
         }
         fn withdraw(&mut self, now: u64) -> bool {
-            self.date(now);
+            self.expire(now);
             if self.deposit > 0 && self.credit.values().sum::<u64>() >= 100 {
                 let mut need = 100;
                 for c in self.credit.values_mut() {
@@ -746,7 +658,7 @@ mod tests {
             let ttl = Duration::from_secs(ttl_s);
             let core = BudgetCore::new(ratio, floor, ttl);
             for _ in 0..n {
-                core.deposit(|| 0);
+                core.deposit_at(0);
             }
             let mut granted = 0u64;
             while core.try_withdraw_at(0) {
@@ -773,7 +685,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Deposit => {
-                        core.deposit(|| now);
+                        core.deposit_at(now);
                         model.deposit(now);
                         deposits += 1;
                     }
@@ -784,7 +696,6 @@ mod tests {
                     }
                     Op::Advance(d) => now += d,
                 }
-                prop_assert_eq!(core.undated.load(Ordering::Relaxed), model.undated);
                 let interval = if floor == 0 { u64::MAX } else { SEC.div_ceil(floor as u64) };
                 let bound = ratio as u64 * deposits / 100
                     + floor as u64 * ttl_ms / 1000
@@ -807,7 +718,7 @@ mod tests {
                         // Spread over three slices so withdrawals gather across slots.
                         let now = (i % 3) * SEC;
                         if (i + t) % 2 == 0 {
-                            core.deposit(|| now);
+                            core.deposit_at(now);
                         } else if core.try_withdraw_at(now) {
                             granted += 1;
                         }
@@ -825,7 +736,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, resile_loom))]
+#[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;
@@ -873,22 +784,6 @@ mod loom_tests {
             let spent = deposit_against_two_withdrawals(&core, |c| c.deposit_at(0));
             assert!(spent >= 1); // the first deposit was there all along
             assert_eq!(core.credit_at(0), 200 - 100 * spent);
-        });
-    }
-
-    /// A deposit completing a batch races with two withdrawals: the undated credit is dated once,
-    /// every unit is accounted for (spent, dated or still undated), none spent twice. (A
-    /// withdrawal that runs while another thread is dating the credit may find none: it is
-    /// refused, as the module documentation says, never granted twice.)
-    #[test]
-    fn loom_undated_credit_is_dated_once() {
-        loom::model(|| {
-            let core = Arc::new(BudgetCore::new(200, 0, Duration::from_secs(10)));
-            core.deposit(|| 0); // 200 units, undated
-                                // The second deposit makes a batch of 400.
-            let spent = deposit_against_two_withdrawals(&core, |c| c.deposit(|| 0));
-            let left = core.credit_at(0) + core.undated.load(Ordering::Acquire);
-            assert_eq!(left + 100 * spent, 400);
         });
     }
 

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::HeaderValue;
@@ -15,39 +14,32 @@ use tower_service::Service;
 
 use crate::body::ReplayableRequest;
 use crate::policy::Decision;
-use crate::service::Replay;
+use crate::policy::RetryPolicy;
 use crate::BoxError;
 
 pin_project! {
     /// The future of [`Retry`](crate::Retry): the attempts of one request.
     ///
-    /// A request that is not retried allocates nothing here beyond its copy (one buffer for the
-    /// headers of an `http::Request`, see [`RequestCopy`](crate::RequestCopy)) and clones no
-    /// service: the state machine is inline, the timer of a wait takes the place of the attempt's
-    /// future in the state, and the request's own backoff, the request of the next attempt and
-    /// the service of its retries (a clone of the [`Retry`](crate::Retry)'s template) are boxed
-    /// only when a retry is decided. A response whose status the classifier can never retry is
-    /// returned without classifying it further.
+    /// Holds the copy of the request made before the first attempt and a clone of the inner
+    /// service for the retries; the request's own backoff is cloned from the policy's at the
+    /// first retry. A response whose status the classifier can never retry is returned without
+    /// classifying it further.
     pub struct ResponseFuture<S, Req, B>
     where
         S: Service<Req>,
-        Req: ReplayableRequest,
     {
         #[pin]
         state: State<S::Future>,
         // The copy of the request made before the first attempt, which retries are built from;
         // `None` when the request cannot be copied (it is then sent once).
-        copy: Option<Req::Copy>,
-        // The request of the next attempt, built from the copy when a retry is decided (boxed:
-        // only retried requests have one).
-        next: Option<Box<Req>>,
-        // The policy, and the template of the inner service a retry clones.
-        replay: Arc<Replay<S, B>>,
-        // The service of the retries: a clone of the template, made at the first retry (boxed:
-        // only retried requests have one).
-        service: Option<Box<S>>,
-        // The request's own backoff, cloned from the policy's on the first retry (boxed: it is
-        // only there for requests that are retried, and keeps the future small for the rest).
+        copy: Option<Req>,
+        // The request of the next attempt, built from the copy when a retry is decided.
+        next: Option<Req>,
+        policy: RetryPolicy<B>,
+        // The service of the retries.
+        service: S,
+        // The request's own backoff, cloned from the policy's on the first retry (boxed: only
+        // retried requests have one, and the future stays small for the rest).
         backoff: Option<Box<B>>,
         deadline: Option<Instant>,
         attempt: u32,
@@ -69,20 +61,20 @@ pin_project! {
 impl<S, Req, B> ResponseFuture<S, Req, B>
 where
     S: Service<Req>,
-    Req: ReplayableRequest,
 {
     pub(crate) fn new(
         future: S::Future,
-        copy: Option<Req::Copy>,
-        replay: Arc<Replay<S, B>>,
+        service: S,
+        copy: Option<Req>,
+        policy: RetryPolicy<B>,
         deadline: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             copy,
             next: None,
-            replay,
-            service: None,
+            policy,
+            service,
             backoff: None,
             deadline,
             attempt: 1,
@@ -109,7 +101,7 @@ where
                     // The path of every successful request: a status no rule can retry is
                     // returned without building a classification.
                     if let Ok(res) = &result {
-                        let policy = &*this.replay.policy.inner;
+                        let policy = &*this.policy.inner;
                         if !policy.classifier.may_retry_status(res.status()) {
                             if *this.attempt > 1 {
                                 policy.done_after_retries(res, *this.attempt);
@@ -123,7 +115,7 @@ where
                             Ok(res) => Outcome::response(res),
                             Err(err) => Outcome::error(&**err),
                         };
-                        let policy = &*this.replay.policy.inner;
+                        let policy = &*this.policy.inner;
                         let copy = this.copy.as_ref();
                         let next = &mut *this.next;
                         policy.decide(
@@ -133,7 +125,7 @@ where
                             || {
                                 let req = Req::replay(copy?)?;
                                 let idempotent = policy.classifier.is_idempotent(&req);
-                                *next = Some(Box::new(req));
+                                *next = Some(req);
                                 Some(idempotent)
                             },
                             this.backoff,
@@ -164,28 +156,18 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    let service = match this.service {
-                        Some(service) => service,
-                        // The retries' service: a clone of the template, which the call that
-                        // made this future had set.
-                        None => match this.replay.service() {
-                            Some(service) => this.service.insert(Box::new(service)),
-                            None => unreachable!("resile-retry: a future without a template"),
-                        },
-                    };
-                    if let Err(err) = ready!(service.poll_ready(cx)) {
+                    if let Err(err) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
-                    let Some(req) = this.next.take() else {
+                    let Some(mut req) = this.next.take() else {
                         unreachable!("resile-retry: retry decided without a request");
                     };
-                    let mut req = *req;
                     *this.attempt = this.attempt.saturating_add(1);
-                    if let Some(name) = &this.replay.policy.inner.attempt_header {
+                    if let Some(name) = &this.policy.inner.attempt_header {
                         req.headers_mut()
                             .insert(name.clone(), HeaderValue::from(*this.attempt));
                     }
-                    let future = service.call(req);
+                    let future = this.service.call(req);
                     this.state.set(State::Calling { future });
                 }
             }
@@ -196,7 +178,6 @@ where
 impl<S, Req, B> fmt::Debug for ResponseFuture<S, Req, B>
 where
     S: Service<Req>,
-    Req: ReplayableRequest,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {

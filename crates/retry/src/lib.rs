@@ -135,12 +135,11 @@
 //! # Bodies
 //!
 //! A retry needs the request again, so the layer keeps a copy, made before the first attempt is
-//! sent, and builds each retry from it ([`ReplayableRequest`]). For an `http::Request` whose body
-//! is `Clone` (`Full<Bytes>`, `String`, `Empty`, ...) the copy is a [`RequestCopy`]: the body is
-//! cloned and the headers are packed into one buffer, which costs a fraction of
-//! `Request::clone` (see the [`copy`] module); `reqwest` requests use `try_clone`. Streaming bodies go in a [`ReplayBody`], which
-//! records up to 64 KiB as the first attempt sends them and refuses to replay past that limit:
-//! a retry never sends a truncated or empty body. See the [`body`] module.
+//! sent, and builds each retry from it ([`ReplayableRequest`]). An `http::Request` whose body is
+//! `Clone` (`Full<Bytes>`, `String`, `Empty`, ...) is copied with `Request::clone`; `reqwest`
+//! requests use `try_clone`. Streaming bodies go in a [`ReplayBody`], which records up to 64 KiB
+//! as the first attempt sends them and refuses to replay past that limit: a retry never sends a
+//! truncated or empty body. See the [`body`] module.
 //!
 //! # Why budgets and not max retries
 //!
@@ -180,7 +179,8 @@
 //! Outside a circuit breaker (a breaker's fast-fail is never retried, and each retry is counted
 //! by the breaker), inside an overall timeout. A per-attempt timeout goes inside the retry layer;
 //! its `Elapsed` error is retried for idempotent requests. [`AttemptTimeoutLayer`] is such a
-//! timeout that arms no timer for an attempt answered on its first poll (see [`timeout`]).
+//! timeout, on tokio's timer, armed only for an attempt not answered on its first poll (see
+//! [`timeout`]).
 //!
 //! The layer needs a tokio runtime with the time driver when it has to wait.
 //!
@@ -191,7 +191,6 @@
 
 pub mod body;
 pub mod budget;
-pub mod copy;
 pub mod error;
 mod future;
 mod layer;
@@ -201,7 +200,6 @@ pub mod timeout;
 
 pub use body::{ReplayBody, ReplayableRequest, DEFAULT_REPLAY_LIMIT};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
-pub use copy::RequestCopy;
 pub use error::{BudgetError, ReplayError};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
@@ -218,5 +216,5 @@ pub use resile_classify::{Classifier, OutcomeKind};
 /// `tower::BoxError`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;

@@ -540,7 +540,7 @@ impl<B: Backoff + Clone> PolicyInner<B> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -881,11 +881,10 @@ impl resile_classify::RequestLike for OneShot {
 }
 
 impl ReplayableRequest for OneShot {
-    type Copy = ();
-    fn try_copy(&self) -> Option<()> {
+    fn try_copy(&self) -> Option<Self> {
         None
     }
-    fn replay(_: &()) -> Option<Self> {
+    fn replay(_: &Self) -> Option<Self> {
         None
     }
     fn headers_mut(&mut self) -> &mut http::HeaderMap {
@@ -1056,41 +1055,20 @@ fn no_budget_at_once(retries: u32) -> RetryPolicy<Constant> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_that_is_not_retried_clones_no_service() {
+async fn each_request_clones_the_service_once_as_towers_retry_does() {
     let inner = Counted::new(vec![200; 100]);
     let clones = inner.clones.clone();
     let mut svc = Retry::new(inner, no_budget_at_once(3));
-    for _ in 0..100 {
+    for _ in 0..10 {
         let res = svc.ready().await.unwrap().call(get()).await.unwrap();
         assert_eq!(res.status(), 200);
     }
-    // One clone in all: the template, made at the first call.
-    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 1);
-    // A clone of the service shares the template.
-    let mut other = svc.clone();
-    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 2);
-    other.ready().await.unwrap().call(get()).await.unwrap();
-    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 10);
 }
 
 #[tokio::test(start_paused = true)]
-async fn clones_of_a_service_never_called_share_one_template() {
-    // The usual pattern of a shared client: a clone per request, sent with `oneshot`. The
-    // original `Retry` is never called itself, yet its clones make one template between them.
-    let inner = Counted::new(vec![200; 100]);
-    let clones = inner.clones.clone();
-    let svc = Retry::new(inner, no_budget_at_once(3));
-    for _ in 0..100 {
-        let res = svc.clone().oneshot(get()).await.unwrap();
-        assert_eq!(res.status(), 200);
-    }
-    // 100 clones of the `Retry` (each clones its inner service), and one template.
-    assert_eq!(clones.load(std::sync::atomic::Ordering::SeqCst), 101);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_retried_request_clones_the_template_once() {
-    // The first request: 503, 503, then 200 — two retries through one clone of the template.
+async fn a_retried_request_sends_its_retries_through_its_one_clone() {
+    // The first request: 503, 503, then 200 — two retries through the clone taken at `call`.
     let inner = Counted::new(vec![503, 503]);
     let mut svc = Retry::new(inner, no_budget_at_once(3));
     let res = svc.ready().await.unwrap().call(get()).await.unwrap();
@@ -1101,18 +1079,13 @@ async fn a_retried_request_clones_the_template_once() {
             .load(std::sync::atomic::Ordering::SeqCst),
         3
     );
-    assert_eq!(
-        svc.get_ref().clones(),
-        2,
-        "the template, then one clone of it"
-    );
+    assert_eq!(svc.get_ref().clones(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_get_mut_retries_go_through_the_changed_service() {
     let inner = Counted::new(vec![200, 503]);
     let mut svc = Retry::new(inner, no_budget_at_once(1));
-    // The template is made from the service with tag 0.
     let res = svc.ready().await.unwrap().call(get()).await.unwrap();
     assert_eq!(res.headers()["x-tag"], "0");
     svc.get_mut().tag = 7;
@@ -1120,6 +1093,11 @@ async fn after_get_mut_retries_go_through_the_changed_service() {
     let res = svc.ready().await.unwrap().call(get()).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-tag"], "7");
+    // A clone made before the change keeps its own service (clones are independent values).
+    let mut other = Retry::new(Counted::new(vec![200]), no_budget_at_once(1));
+    let before = other.clone();
+    other.get_mut().tag = 9;
+    assert_eq!(before.get_ref().tag, 0);
 }
 
 #[test]

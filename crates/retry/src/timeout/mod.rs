@@ -7,29 +7,13 @@
 //! for a circuit breaker).
 //!
 //! The difference is when the timer is armed. tower's `Timeout` creates a tokio `Sleep` in
-//! `call` for every request (a runtime handle clone and a clock read) and registers it with the
-//! timer wheel on the first poll, then deregisters it when the response comes: work paid by
-//! every request, even one whose response is ready on the first poll. [`AttemptTimeout`] polls
-//! the inner future first and creates the timer only when that poll returns `Pending`: an
-//! attempt answered on its first poll (a cache, a mock, an in-process service, an error returned
-//! at once) reads no clock and touches no timer.
+//! `call` for every request. [`AttemptTimeout`] polls the inner future first and arms tokio's
+//! timer (a `Sleep` held inline in the future, no allocation) only when that poll returns
+//! `Pending`: an attempt answered on its first poll (a cache, a mock, an in-process service, an
+//! error returned at once) reads no clock and touches no timer.
 //!
-//! # One keeper per runtime instead of a tokio timer per attempt
-//!
-//! A tokio timer per attempt costs a runtime handle, the timer wheel's lock to register and to
-//! cancel, and often a system call to wake the driver (tokio's time driver writes its eventfd
-//! for a timer registered while its wheel was empty, or earlier than the deadline it noted at
-//! its last park: tokio-rs/tokio#5207): a few per cent of a busy client's throughput. So the
-//! first attempt that needs a timer on a runtime starts a *keeper* there: a task that holds the
-//! only timer in the wheel and keeps the time of every pending attempt on a board of its own.
-//! An attempt posts its deadline and waker there (a slot claimed and freed with one
-//! compare-and-swap each, the waker dropped when the attempt ends: no lock, no allocation),
-//! and the keeper wakes it when it is due. The deadline is the attempt's, to the wheel's
-//! millisecond, as with a timer of its own. Timeouts
-//! under 100 ms, attempts beyond the board's 4,096 slots, and attempts whose keeper has gone
-//! (its runtime shut down) use a tokio timer of their own. A keeper sleeps half the shortest
-//! timeout it serves at a time, and stops after four rounds without an attempt, or with its
-//! runtime.
+//! A future moved to another runtime after its timer was armed (its first runtime may be gone)
+//! re-arms the timer on the runtime that polls it, for the time left.
 //!
 //! # The clock starts at the first poll
 //!
@@ -86,9 +70,7 @@ pub use tower::timeout::error::Elapsed;
 
 use crate::BoxError;
 
-mod board;
 mod future;
-mod keeper;
 
 pub use future::ResponseFuture;
 
@@ -184,5 +166,5 @@ impl fmt::Display for AttemptTimeoutLayer {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;

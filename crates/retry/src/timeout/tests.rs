@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 
-use super::{keeper, AttemptTimeout, AttemptTimeoutLayer, Elapsed};
+use super::{AttemptTimeout, AttemptTimeoutLayer, Elapsed};
 use crate::{BoxError, Constant, RetryLayer, RetryPolicy};
 
 #[test]
@@ -180,111 +180,6 @@ fn the_layer_is_a_small_config_value() {
     assert!(format!("{:?}", svc).contains("AttemptTimeout"));
 }
 
-/// An attempt answered after `after` through a layer of `timeout`, on the current runtime.
-async fn answered_after(timeout: Duration, after: Duration) {
-    let svc = AttemptTimeoutLayer::new(timeout).layer(service_fn(move |_: ()| async move {
-        tokio::time::sleep(after).await;
-        Ok::<_, Infallible>(())
-    }));
-    svc.oneshot(()).await.unwrap();
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_pending_attempt_starts_a_keeper_that_stops_when_idle() {
-    assert!(keeper::current().is_none());
-    answered_after(Duration::from_secs(10), Duration::from_millis(100)).await;
-    let k = keeper::current().expect("a keeper for this runtime");
-    assert_eq!(k.round_for_test(), Duration::from_secs(5));
-    // Still there while attempts keep coming, one per round.
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
-        assert!(keeper::current().is_some());
-    }
-    // Gone after `IDLE_ROUNDS` rounds without one.
-    tokio::time::sleep(Duration::from_secs(5) * (keeper::IDLE_ROUNDS + 1)).await;
-    assert!(keeper::current().is_none());
-    // The next attempt starts a new one.
-    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
-    assert!(keeper::current().is_some());
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_attempt_answered_at_once_starts_no_keeper() {
-    let svc = AttemptTimeoutLayer::new(Duration::from_secs(10)).layer(service_fn(|_: ()| {
-        std::future::ready(Ok::<_, Infallible>(()))
-    }));
-    svc.oneshot(()).await.unwrap();
-    assert!(keeper::current().is_none());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_timeout_under_twice_the_shortest_round_is_not_served() {
-    answered_after(
-        keeper::MIN_ROUND * 2 - Duration::from_millis(1),
-        Duration::from_millis(1),
-    )
-    .await;
-    assert!(keeper::current().is_none());
-    answered_after(keeper::MIN_ROUND * 2, Duration::from_millis(1)).await;
-    assert_eq!(
-        keeper::current().unwrap().round_for_test(),
-        keeper::MIN_ROUND
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_shorter_timeout_shortens_the_round() {
-    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
-    answered_after(Duration::from_secs(1), Duration::from_millis(1)).await;
-    assert_eq!(
-        keeper::current().unwrap().round_for_test(),
-        Duration::from_millis(500)
-    );
-    // A longer one does not lengthen it.
-    answered_after(Duration::from_secs(30), Duration::from_millis(1)).await;
-    assert_eq!(
-        keeper::current().unwrap().round_for_test(),
-        Duration::from_millis(500)
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_keeper_never_changes_when_an_attempt_times_out() {
-    // Rounds of 1.5 s fire inside a 3 s attempt: it still times out at 3 s exactly, and one that
-    // answers at 2.9 s is returned.
-    let start = Instant::now();
-    let svc = AttemptTimeoutLayer::new(Duration::from_secs(3)).layer(service_fn(|_: ()| async {
-        std::future::pending::<Result<(), Infallible>>().await
-    }));
-    let err = svc.oneshot(()).await.unwrap_err();
-    assert!(err.is::<Elapsed>(), "{err}");
-    assert_eq!(start.elapsed(), Duration::from_secs(3));
-    assert!(keeper::current().is_some());
-    answered_after(Duration::from_secs(3), Duration::from_millis(2900)).await;
-}
-
-#[test]
-fn a_keeper_ends_with_its_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let id = rt.block_on(async {
-        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
-        assert!(keeper::current().is_some());
-        tokio::runtime::Handle::current().id()
-    });
-    drop(rt);
-    assert!(!keeper::exists(id));
-}
-
-/// Polls `fut` once, in the current task.
-async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
-}
-
 /// An attempt that never answers, through a layer of `timeout`.
 fn never_answers(
     timeout: Duration,
@@ -296,64 +191,82 @@ fn never_answers(
     }))
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_answered_attempt_leaves_nothing_on_the_keepers_board() {
-    answered_after(Duration::from_secs(10), Duration::from_millis(5)).await;
-    let k = keeper::current().expect("a keeper");
-    assert_eq!(k.posted_for_test(), 0);
-    // A pending attempt is on it until it times out, then gone.
-    let mut pending = tokio::spawn(never_answers(Duration::from_secs(10)).oneshot(()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(k.posted_for_test(), 1);
-    assert!(poll_once(&mut pending).await.is_pending());
-    let err = pending.await.unwrap().unwrap_err();
-    assert!(err.is::<Elapsed>(), "{err}");
-    assert_eq!(k.posted_for_test(), 0);
-    // One dropped while pending frees its slot too.
-    let dropped = tokio::spawn(never_answers(Duration::from_secs(10)).oneshot(()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(k.posted_for_test(), 1);
-    dropped.abort();
-    let _ = dropped.await;
-    assert_eq!(k.posted_for_test(), 0);
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_shorter_timeout_than_the_keepers_plan_still_fires_on_time() {
-    // The keeper plans its next walk 5 s ahead; an attempt of 1 s asks for an earlier one.
-    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
-    let start = Instant::now();
-    let err = never_answers(Duration::from_secs(1))
-        .oneshot(())
-        .await
-        .unwrap_err();
-    assert!(err.is::<Elapsed>(), "{err}");
-    assert_eq!(start.elapsed(), Duration::from_secs(1));
-}
-
-#[tokio::test(start_paused = true)]
-async fn attempts_beyond_the_board_keep_time_themselves() {
-    // More attempts pending at once than the board has slots: every one times out on time.
-    let start = Instant::now();
-    let svc = never_answers(Duration::from_secs(2));
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..keeper::SLOTS + 100 {
-        set.spawn(svc.clone().oneshot(()));
-    }
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    assert_eq!(keeper::current().unwrap().posted_for_test(), keeper::SLOTS);
-    let mut timed_out = 0;
-    while let Some(res) = set.join_next().await {
-        let err = res.unwrap().unwrap_err();
-        assert!(err.is::<Elapsed>(), "{err}");
-        timed_out += 1;
-    }
-    assert_eq!(timed_out, keeper::SLOTS + 100);
-    assert_eq!(start.elapsed(), Duration::from_secs(2));
+/// Polls `fut` once, in the current task.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
 }
 
 #[test]
-fn an_attempt_outliving_its_keepers_runtime_keeps_time_itself() {
+fn an_attempt_on_a_second_runtime_of_the_same_thread_times_out_on_time() {
+    // One thread, one runtime per client (a blocking wrapper does this). The first runtime
+    // runs an attempt that is pending for a moment, then answered.
+    let first = current_thread();
+    first.block_on(async {
+        let svc = AttemptTimeoutLayer::new(Duration::from_millis(300)).layer(service_fn(
+            |_: ()| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok::<_, Infallible>(())
+            },
+        ));
+        svc.oneshot(()).await.unwrap();
+    });
+    // The second runtime, on the same thread, sends to a backend that never answers. Real
+    // time: the second runtime is the only one driven.
+    let second = current_thread();
+    let started = std::time::Instant::now();
+    let err = second
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                never_answers(Duration::from_millis(300)).oneshot(()),
+            )
+            .await
+        })
+        .expect("the attempt timed out by itself, within 10 s")
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(first);
+}
+
+#[test]
+fn a_runtime_shut_down_mid_attempt_drops_it_and_the_next_runtime_keeps_time() {
+    let first = current_thread();
+    let started = first.block_on(async {
+        let task = tokio::spawn(never_answers(Duration::from_secs(60)).oneshot(()));
+        tokio::task::yield_now().await;
+        task
+    });
+    // Shut down with the attempt pending: its task (and timer) are dropped, nothing panics.
+    drop(first);
+    let second = current_thread();
+    let err = second
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                never_answers(Duration::from_millis(50)).oneshot(()),
+            )
+            .await
+        })
+        .expect("timed out on time")
+        .unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+    // The first attempt's task was cancelled by the shutdown.
+    let joined = second.block_on(started);
+    assert!(joined.unwrap_err().is_cancelled());
+}
+
+#[test]
+fn an_attempt_moved_to_another_runtime_re_arms_its_timer_there() {
     let paused = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -361,34 +274,28 @@ fn an_attempt_outliving_its_keepers_runtime_keeps_time_itself() {
             .build()
             .unwrap()
     };
-    // Posted on the first runtime's keeper, then that runtime is dropped.
+    // Armed on the first runtime, which is then dropped.
     let first = paused();
     let mut fut = Box::pin(never_answers(Duration::from_secs(10)).oneshot(()));
     first.block_on(async {
-        answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
         assert!(poll_once(&mut fut).await.is_pending());
-        assert_eq!(keeper::current().unwrap().posted_for_test(), 1);
     });
     drop(first);
-    // Polled on another runtime, it times out with a timer of its own (it is not left waiting
-    // for a keeper that is gone).
+    // Polled on another runtime, it times out there (no panic on the dead runtime's timer, no
+    // hang).
     let second = paused();
     let err = second
         .block_on(async { tokio::time::timeout(Duration::from_secs(60), fut).await })
-        .expect("timed out by its own timer, not hanging")
+        .expect("timed out by a timer of this runtime, not hanging")
         .unwrap_err();
     assert!(err.is::<Elapsed>(), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_attempt_polled_by_another_task_is_woken_there_when_due() {
-    // First polled (and posted) from this task, then awaited by a spawned one: its waker
-    // changes, and the keeper must wake the new task, not the first.
-    answered_after(Duration::from_secs(10), Duration::from_millis(1)).await;
     let mut fut = Box::pin(never_answers(Duration::from_secs(10)).oneshot(()));
     let start = Instant::now();
     assert!(poll_once(&mut fut).await.is_pending());
-    assert_eq!(keeper::current().unwrap().posted_for_test(), 1);
     let task = tokio::spawn(fut);
     let err = tokio::time::timeout(Duration::from_secs(60), task)
         .await
@@ -397,5 +304,4 @@ async fn an_attempt_polled_by_another_task_is_woken_there_when_due() {
         .unwrap_err();
     assert!(err.is::<Elapsed>(), "{err}");
     assert_eq!(start.elapsed(), Duration::from_secs(10));
-    assert_eq!(keeper::current().unwrap().posted_for_test(), 0);
 }
