@@ -3,86 +3,66 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use crate::error::BreakerOpen;
-use crate::local::LocalId;
 use crate::policy::{verdict, ClassifyOutcome};
+use crate::shared::Breaker;
 use crate::state::Permit;
 use crate::BoxError;
 
 /// Holds a call's permit until its outcome is recorded; if dropped first (the future was
 /// cancelled), gives the permit back so a half-open breaker's probe slot is never lost.
-///
-/// Carries the breaker's id, not a reference to it: see [`local`](crate::local).
 pub(crate) struct Guard<C> {
-    id: LocalId<C>,
-    /// The slot (high 32 bits) and the permit (low 32 bits, never zero); zero once recorded.
-    /// One word, so that building and moving the future are whole-word copies.
-    ticket: u64,
-    cancel: fn(u64, usize, Permit),
+    breaker: Arc<Breaker<C>>,
+    slot: usize,
+    /// `None` once recorded.
+    permit: Option<Permit>,
 }
 
-#[inline]
-fn unpack(ticket: u64) -> Option<(usize, Permit)> {
-    let permit = Permit::from_bits(ticket as u32)?;
-    Some(((ticket >> 32) as usize, permit))
-}
-
-fn cancel<C: Send + Sync + 'static>(id: u64, slot: usize, permit: Permit) {
-    LocalId::<C>::new(id).with(|local, counters| local.shared.cancel(counters, slot, permit));
-}
-
-impl<C: Send + Sync + 'static> Guard<C> {
+impl<C> Guard<C> {
     #[inline]
-    pub(crate) fn new(id: u64, slot: usize, permit: Permit) -> Self {
+    pub(crate) fn new(breaker: Arc<Breaker<C>>, slot: usize, permit: Permit) -> Self {
         Guard {
-            id: LocalId::new(id),
-            ticket: ((slot as u64) << 32) | u64::from(permit.bits()),
-            cancel: cancel::<C>,
+            breaker,
+            slot,
+            permit: Some(permit),
         }
     }
 
     #[inline]
-    pub(crate) fn record_response<Res>(&mut self, res: &Res)
+    fn record_response<Res>(&mut self, res: &Res)
     where
         C: ClassifyOutcome<Res>,
     {
-        let Some((slot, permit)) = unpack(std::mem::take(&mut self.ticket)) else {
-            return;
-        };
-        // `move`: the slot and permit travel in the closure by value, not as references to
-        // stack slots written just before in another width.
-        self.id.with(move |local, counters| {
-            let classifier = &local.classifier;
+        if let Some(permit) = self.permit.take() {
+            let classifier = &self.breaker.classifier;
             let v = verdict(classifier.classify_response(res));
-            local
+            self.breaker
                 .shared
-                .complete(counters, slot, permit, v, || classifier.server_hint(res));
-        });
+                .complete(self.slot, permit, v, || classifier.server_hint(res));
+        }
     }
 
     #[cold]
-    pub(crate) fn record_error<Res>(&mut self, err: &(dyn std::error::Error + 'static))
+    fn record_error<Res>(&mut self, err: &(dyn std::error::Error + 'static))
     where
         C: ClassifyOutcome<Res>,
     {
-        let Some((slot, permit)) = unpack(std::mem::take(&mut self.ticket)) else {
-            return;
-        };
-        self.id.with(|local, counters| {
-            let v = verdict(local.classifier.classify_error(err));
-            local.shared.complete(counters, slot, permit, v, || None);
-        });
+        if let Some(permit) = self.permit.take() {
+            let v = verdict(self.breaker.classifier.classify_error(err));
+            self.breaker.shared.complete(self.slot, permit, v, || None);
+        }
     }
 }
 
 impl<C> Drop for Guard<C> {
     fn drop(&mut self) {
-        if let Some((slot, permit)) = unpack(self.ticket) {
-            (self.cancel)(self.id.raw(), slot, permit);
+        if let Some(permit) = self.permit.take() {
+            self.breaker.shared.cancel(self.slot, permit);
         }
     }
 }

@@ -25,8 +25,8 @@ pub struct Transition {
 
 /// Counters of a breaker since it was built (never reset).
 ///
-/// Counted per thread on separate cache lines and summed on read, so a snapshot taken while
-/// calls complete may be a few calls behind.
+/// Each field is exact; a snapshot taken while calls complete reads the fields one after the
+/// other, so `calls` may count a call whose outcome another field does not show yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Metrics {

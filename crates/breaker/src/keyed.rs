@@ -41,9 +41,8 @@ use crate::clock::Ticker;
 use crate::error::BuildError;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::{Metrics, Subscription, Transition};
-use crate::local::{Local, LocalId, Owner};
 use crate::policy::{CircuitBreakerBuilder, ClassifyOutcome};
-use crate::shared::Shared;
+use crate::shared::{Breaker, Shared};
 use crate::state::{Core, State};
 use crate::BoxError;
 
@@ -265,14 +264,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// assert_eq!(handle.capacity(), 1024);
 /// ```
 pub struct KeyedCircuitBreakerLayer<K, C = Classifier> {
-    owner: Arc<Owner<C>>,
+    breaker: Arc<Breaker<C>>,
     keys: K,
 }
 
 impl<K: Clone, C> Clone for KeyedCircuitBreakerLayer<K, C> {
     fn clone(&self) -> Self {
         KeyedCircuitBreakerLayer {
-            owner: self.owner.clone(),
+            breaker: self.breaker.clone(),
             keys: self.keys.clone(),
         }
     }
@@ -281,9 +280,9 @@ impl<K: Clone, C> Clone for KeyedCircuitBreakerLayer<K, C> {
 impl<K: fmt::Debug, C: fmt::Debug> fmt::Debug for KeyedCircuitBreakerLayer<K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
-            .field("breakers", &self.owner.local.shared)
+            .field("breakers", &self.breaker.shared)
             .field("keys", &self.keys)
-            .field("classifier", &self.owner.local.classifier)
+            .field("classifier", &self.breaker.classifier)
             .finish()
     }
 }
@@ -325,7 +324,10 @@ impl<C> CircuitBreakerBuilder<C> {
             Some(KeyTable::new(capacity)),
         );
         Ok(KeyedCircuitBreakerLayer {
-            owner: Local::register(Arc::new(shared), self.classifier),
+            breaker: Arc::new(Breaker {
+                shared: Arc::new(shared),
+                classifier: self.classifier,
+            }),
             keys,
         })
     }
@@ -335,7 +337,7 @@ impl<K, C> KeyedCircuitBreakerLayer<K, C> {
     /// The handle of this layer's breakers.
     pub fn handle(&self) -> KeyedHandle {
         KeyedHandle {
-            shared: self.owner.local.shared.clone(),
+            shared: self.breaker.shared.clone(),
         }
     }
 }
@@ -346,7 +348,7 @@ impl<S, K: Clone, C> Layer<S> for KeyedCircuitBreakerLayer<K, C> {
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker {
             inner,
-            owner: self.owner.clone(),
+            breaker: self.breaker.clone(),
             keys: self.keys.clone(),
         }
     }
@@ -355,7 +357,7 @@ impl<S, K: Clone, C> Layer<S> for KeyedCircuitBreakerLayer<K, C> {
 /// A breaker per key in front of a service; built by a [`KeyedCircuitBreakerLayer`].
 pub struct KeyedCircuitBreaker<S, K, C = Classifier> {
     inner: S,
-    owner: Arc<Owner<C>>,
+    breaker: Arc<Breaker<C>>,
     keys: K,
 }
 
@@ -364,7 +366,7 @@ impl<S: fmt::Debug, K: fmt::Debug, C> fmt::Debug for KeyedCircuitBreaker<S, K, C
         f.debug_struct("KeyedCircuitBreaker")
             .field("inner", &self.inner)
             .field("keys", &self.keys)
-            .field("breakers", &self.owner.local.shared)
+            .field("breakers", &self.breaker.shared)
             .finish()
     }
 }
@@ -373,7 +375,7 @@ impl<S: Clone, K: Clone, C> Clone for KeyedCircuitBreaker<S, K, C> {
     fn clone(&self) -> Self {
         KeyedCircuitBreaker {
             inner: self.inner.clone(),
-            owner: self.owner.clone(),
+            breaker: self.breaker.clone(),
             keys: self.keys.clone(),
         }
     }
@@ -383,7 +385,7 @@ impl<S, K, C> KeyedCircuitBreaker<S, K, C> {
     /// The breakers' handle.
     pub fn handle(&self) -> KeyedHandle {
         KeyedHandle {
-            shared: self.owner.local.shared.clone(),
+            shared: self.breaker.shared.clone(),
         }
     }
 
@@ -419,8 +421,7 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let local = &self.owner.local;
-        let shared = &local.shared;
+        let shared = &self.breaker.shared;
         let Some(table) = shared.keys.as_ref() else {
             return ResponseFuture::unguarded(self.inner.call(req));
         };
@@ -434,12 +435,12 @@ where
         };
         match shared.admit(slot) {
             Err(open) => {
-                LocalId::<C>::new(local.id()).with(|_, counters| counters.rejection());
+                shared.rejected();
                 ResponseFuture::refused(open)
             }
             Ok(permit) => {
                 let fut = self.inner.call(req);
-                ResponseFuture::called(fut, Guard::new(local.id(), slot, permit))
+                ResponseFuture::called(fut, Guard::new(self.breaker.clone(), slot, permit))
             }
         }
     }

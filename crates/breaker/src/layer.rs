@@ -9,10 +9,9 @@ use tower_layer::Layer;
 use crate::clock::Ticker;
 use crate::error::BuildError;
 use crate::handle::BreakerHandle;
-use crate::local::{Local, Owner};
 use crate::policy::{CircuitBreakerBuilder, WindowSpec};
 use crate::service::CircuitBreaker;
-use crate::shared::Shared;
+use crate::shared::{Breaker, Shared};
 use crate::state::{Core, Policy, Trip};
 
 /// Wraps services in a [`CircuitBreaker`].
@@ -22,13 +21,13 @@ use crate::state::{Core, Policy, Trip};
 /// independent breaker, or use a [`KeyedCircuitBreakerLayer`](crate::KeyedCircuitBreakerLayer)
 /// for one breaker per host.
 pub struct CircuitBreakerLayer<C = Classifier> {
-    pub(crate) owner: Arc<Owner<C>>,
+    pub(crate) breaker: Arc<Breaker<C>>,
 }
 
 impl<C> Clone for CircuitBreakerLayer<C> {
     fn clone(&self) -> Self {
         CircuitBreakerLayer {
-            owner: self.owner.clone(),
+            breaker: self.breaker.clone(),
         }
     }
 }
@@ -36,8 +35,8 @@ impl<C> Clone for CircuitBreakerLayer<C> {
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("breaker", &self.owner.local.shared)
-            .field("classifier", &self.owner.local.classifier)
+            .field("breaker", &self.breaker.shared)
+            .field("classifier", &self.breaker.classifier)
             .finish()
     }
 }
@@ -71,7 +70,7 @@ impl<C> CircuitBreakerLayer<C> {
     /// The handle of this layer's breaker.
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle {
-            shared: self.owner.local.shared.clone(),
+            shared: self.breaker.shared.clone(),
         }
     }
 }
@@ -108,7 +107,10 @@ impl<C> CircuitBreakerBuilder<C> {
             None,
         );
         CircuitBreakerLayer {
-            owner: Local::register(Arc::new(shared), self.classifier),
+            breaker: Arc::new(Breaker {
+                shared: Arc::new(shared),
+                classifier: self.classifier,
+            }),
         }
     }
 }
@@ -117,6 +119,6 @@ impl<S, C> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, self.owner.clone())
+        CircuitBreaker::new(inner, self.breaker.clone())
     }
 }

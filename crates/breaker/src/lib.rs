@@ -78,10 +78,10 @@
 //! The state of a breaker is one `AtomicU64`; every transition is a compare-and-swap, so
 //! exactly one thread trips, probes first, or closes the breaker (checked under loom, and
 //! against a reference model under proptest). The closed path takes no lock, allocates
-//! nothing, reads no clock (unless the policy is a time window) and writes no memory another
-//! thread uses: admission and a success are atomic loads, the response future carries the
-//! breaker's id rather than a reference-counted handle and finds it through a per-thread cache,
-//! and metrics are counted per thread. The failure-rate windows are lock-free rings with
+//! nothing and reads no clock (unless the policy is a time window): admission and a success are
+//! atomic loads of the state word, the response future holds the breaker's `Arc` (as tower's
+//! `ConcurrencyLimit` holds its semaphore), and each metric is one exact atomic counter. The
+//! failure-rate windows are lock-free rings with
 //! running totals, O(1) per record and per read. Figures beside tower-resilience and failsafe
 //! are in the repository's `docs/benchmarks.md`.
 
@@ -94,7 +94,6 @@ mod handle;
 pub mod http;
 pub mod keyed;
 mod layer;
-mod local;
 mod policy;
 mod service;
 mod shared;

@@ -2,8 +2,8 @@
 //! policy, the clock, the metrics and the transition listeners.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clock::Ticker;
@@ -15,76 +15,33 @@ use crate::state::{Change, Core, Permit, Policy, State, Verdict};
 /// A transition listener.
 pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-/// Metric counters: one block per (thread, breaker), kept in the thread's cache (see
-/// [`local`](crate::local)) and written only by its thread with a plain load and store (no
-/// read-modify-write, no shared cache line); the handle reads them through the breaker's
-/// registry of blocks.
-/// Aligned to its own cache lines (two, for the adjacent-line prefetcher): a block is written on
-/// every call by its thread and must not share a line with anything another thread touches.
+/// Metric counters, exact: one atomic add per recorded call.
 #[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct Counters {
-    successes: StdAtomicU64,
-    failures: StdAtomicU64,
-    neutral: StdAtomicU64,
-    cancelled: StdAtomicU64,
-    rejections: StdAtomicU64,
+struct Counters {
+    successes: AtomicU64,
+    failures: AtomicU64,
+    neutral: AtomicU64,
+    cancelled: AtomicU64,
+    rejections: AtomicU64,
 }
 
-impl Counters {
-    fn add_to(&self, m: &mut Metrics) {
-        m.successes += self.successes.load(StdOrdering::Relaxed);
-        m.failures += self.failures.load(StdOrdering::Relaxed);
-        m.neutral += self.neutral.load(StdOrdering::Relaxed);
-        m.cancelled += self.cancelled.load(StdOrdering::Relaxed);
-        m.rejections += self.rejections.load(StdOrdering::Relaxed);
-    }
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Adds one to a counter only this thread writes.
-#[inline]
-fn bump(c: &StdAtomicU64) {
-    c.store(
-        c.load(StdOrdering::Relaxed).wrapping_add(1),
-        StdOrdering::Relaxed,
-    );
-}
-
-impl Counters {
-    #[inline]
-    pub(crate) fn outcome(&self, verdict: Verdict) {
-        bump(match verdict {
-            Verdict::Success => &self.successes,
-            Verdict::Failure => &self.failures,
-            Verdict::Neutral => &self.neutral,
-        })
-    }
-
-    #[inline]
-    pub(crate) fn cancelled(&self) {
-        bump(&self.cancelled)
-    }
-
-    #[inline]
-    pub(crate) fn rejection(&self) {
-        bump(&self.rejections)
-    }
-}
-
-/// The blocks of one breaker: those of live threads, and the sum of those let go.
-#[derive(Default)]
-struct Registry {
-    blocks: Vec<Arc<Counters>>,
-    retired: Metrics,
+/// A breaker as its services and their futures hold it: the shared state and the classifier.
+pub(crate) struct Breaker<C> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) classifier: C,
 }
 
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) slots: Box<[Core]>,
     pub(crate) ticker: Ticker,
-    registry: Mutex<Registry>,
+    counters: Counters,
     listeners: RwLock<Vec<(u64, Listener)>>,
-    next_listener: StdAtomicU64,
+    next_listener: AtomicU64,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) keys: Option<KeyTable>,
 }
@@ -116,9 +73,9 @@ impl Shared {
             policy,
             slots,
             ticker,
-            registry: Mutex::new(Registry::default()),
+            counters: Counters::default(),
             listeners: RwLock::new((0..).zip(listeners).collect()),
-            next_listener: StdAtomicU64::new(n),
+            next_listener: AtomicU64::new(n),
             name,
             keys,
         }
@@ -148,13 +105,16 @@ impl Shared {
     #[inline]
     pub(crate) fn complete(
         &self,
-        counters: &Counters,
         slot: usize,
         permit: Permit,
         verdict: Verdict,
         hint: impl FnOnce() -> Option<Duration>,
     ) {
-        counters.outcome(verdict);
+        bump(match verdict {
+            Verdict::Success => &self.counters.successes,
+            Verdict::Failure => &self.counters.failures,
+            Verdict::Neutral => &self.counters.neutral,
+        });
         let change =
             self.slots[slot].record(&self.policy, permit, verdict, hint, || self.ticker.now());
         if let Some(change) = change {
@@ -163,9 +123,14 @@ impl Shared {
     }
 
     /// A call admitted by `permit` was cancelled before it completed.
-    pub(crate) fn cancel(&self, counters: &Counters, slot: usize, permit: Permit) {
-        counters.cancelled();
+    pub(crate) fn cancel(&self, slot: usize, permit: Permit) {
+        bump(&self.counters.cancelled);
         self.slots[slot].release(permit);
+    }
+
+    /// A call was rejected.
+    pub(crate) fn rejected(&self) {
+        bump(&self.counters.rejections);
     }
 
     /// A permit reserved by `poll_ready` was never used.
@@ -174,33 +139,17 @@ impl Shared {
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        let registry = lock(&self.registry);
-        let mut m = registry.retired;
-        for block in &registry.blocks {
-            block.add_to(&mut m);
-        }
-        drop(registry);
+        let c = &self.counters;
+        let mut m = Metrics {
+            successes: c.successes.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            neutral: c.neutral.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            rejections: c.rejections.load(Ordering::Relaxed),
+            calls: 0,
+        };
         m.calls = m.successes + m.failures + m.neutral + m.cancelled;
         m
-    }
-
-    /// A counter block registered with this breaker. Blocks no thread holds any more are summed
-    /// into `retired` here, so the registry stays as small as the number of counting threads.
-    #[cold]
-    pub(crate) fn new_block(&self) -> Arc<Counters> {
-        let block = Arc::new(Counters::default());
-        let mut registry = lock(&self.registry);
-        let Registry { blocks, retired } = &mut *registry;
-        blocks.retain(|b| {
-            if Arc::strong_count(b) == 1 {
-                b.add_to(retired);
-                false
-            } else {
-                true
-            }
-        });
-        blocks.push(block.clone());
-        block
     }
 
     pub(crate) fn until_probe(&self, slot: usize) -> Option<Duration> {
@@ -208,7 +157,7 @@ impl Shared {
     }
 
     pub(crate) fn subscribe(&self, f: Listener) -> u64 {
-        let id = self.next_listener.fetch_add(1, StdOrdering::Relaxed);
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         write(&self.listeners).push((id, f));
         id
     }
@@ -270,10 +219,6 @@ impl Shared {
             l(&t);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -222,8 +222,8 @@ pub(crate) enum PermitKind {
 /// The right to make one call, stamped with the epoch of the state that granted it.
 ///
 /// Plain data: whoever holds a probe permit must give it back through [`Core::record`] or
-/// [`Core::release`]. Packed in one non-zero `u32` (epoch in bits 0..21, kind in bits 21..23,
-/// bit 31 set) so that it is written and read as one word on the hot path.
+/// [`Core::release`]. One non-zero `u32` (epoch in bits 0..21, kind in bits 21..23, bit 31
+/// set), as the epoch is kept in the state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Permit(NonZeroU32);
 
@@ -237,16 +237,6 @@ impl Permit {
     #[inline]
     pub(crate) fn epoch(self) -> u32 {
         self.0.get() & EPOCH_MASK as u32
-    }
-
-    #[inline]
-    pub(crate) fn bits(self) -> u32 {
-        self.0.get()
-    }
-
-    #[inline]
-    pub(crate) fn from_bits(bits: u32) -> Option<Self> {
-        NonZeroU32::new(bits).map(Permit)
     }
 
     #[inline]

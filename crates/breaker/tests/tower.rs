@@ -706,14 +706,15 @@ async fn a_call_outliving_its_breaker_completes_quietly() {
     drop(layer);
     let (_, send) = h.next_request().await.unwrap();
     send.send_response(status(500));
-    // On a thread that never cached the breaker: it is gone, the outcome has nowhere to go.
+    // Completed on another thread after the layer and the service are gone: the future's
+    // breaker records it.
     let res = std::thread::spawn(move || block_on(fut)).join().unwrap();
     assert_eq!(res.unwrap().status(), 500);
 }
 
 #[tokio::test(start_paused = true)]
 async fn many_breakers_on_one_thread_keep_their_own_counts() {
-    // More breakers than a thread caches: counts survive eviction.
+    // Many breakers used from one thread keep their own counts.
     let layers: Vec<_> = (0..40)
         .map(|_| {
             CircuitBreakerLayer::builder()
@@ -735,7 +736,7 @@ async fn many_breakers_on_one_thread_keep_their_own_counts() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_dropped_breaker_is_freed_once_the_thread_uses_another() {
+async fn a_dropped_breaker_is_freed_with_its_last_service_and_future() {
     let sentinel = Arc::new(());
     let held = sentinel.clone();
     let layer = CircuitBreakerLayer::builder()
@@ -746,14 +747,13 @@ async fn a_dropped_breaker_is_freed_once_the_thread_uses_another() {
         .unwrap();
     let (mut svc, mut h) = service(&layer);
     let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
+    let fut = svc.ready().await.unwrap().call(Request::new(()));
     drop(svc);
     drop(layer);
-    // This thread still caches the dropped breaker (a late outcome could still arrive)...
+    // The pending call's future still holds the breaker...
     assert_eq!(Arc::strong_count(&sentinel), 2);
-    // ...until it caches another one.
-    let other = CircuitBreakerLayer::new();
-    let (mut svc, mut h) = service(&other);
-    let _ = call(&mut svc, &mut h, Reply::Status(200)).await;
+    drop(fut);
+    // ...and nothing else does.
     assert_eq!(
         Arc::strong_count(&sentinel),
         1,
