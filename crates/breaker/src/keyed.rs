@@ -20,6 +20,9 @@
 //! path; two requests placing the same new key at the same instant may place it twice, and the
 //! extra slot then ages out like any idle key.
 //!
+//! A request whose key extractor finds no key (for [`ByAuthority`](crate::ByAuthority): no
+//! authority in its URI and no valid `Host` header) also passes unguarded, and is not counted.
+//!
 //! # Readiness
 //!
 //! The key is only known in `call`, so `poll_ready` polls the inner service whatever the state
@@ -28,12 +31,12 @@
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use resile_classify::Classifier;
+use resile_classify::{Classifier, KeyExtractor};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -53,78 +56,6 @@ const MAX_CAPACITY: usize = 1 << 24;
 /// Slot hash values with a meaning: empty, and being taken over.
 const EMPTY: u64 = 0;
 const CLAIMING: u64 = 1;
-
-/// Takes the key of a request.
-///
-/// Implemented by [`ByAuthority`] (the default for `http::Request`) and by [`KeyFn`] (any
-/// closure returning a `Hash + Display` value).
-pub trait KeyExtractor<Req>: Clone + Send + Sync + 'static {
-    /// Feeds the request's key to `state`. Called on every request: keep it free of
-    /// allocation.
-    fn hash_key(&self, req: &Req, state: &mut DefaultHasher);
-    /// The key as text, for logs, transitions and [`KeyedHandle`]. Called only when a key gets
-    /// a slot.
-    fn name(&self, req: &Req) -> Arc<str>;
-}
-
-/// Keys requests by the authority of their URI (`host:port`, lowercased), or their `Host`
-/// header when the URI has none (a server's requests). Requests with neither share the key `""`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ByAuthority;
-
-fn authority<B>(req: &http::Request<B>) -> &[u8] {
-    if let Some(a) = req.uri().authority() {
-        return a.as_str().as_bytes();
-    }
-    req.headers()
-        .get(http::header::HOST)
-        .map_or(&[][..], |h| h.as_bytes())
-}
-
-impl<B: 'static> KeyExtractor<http::Request<B>> for ByAuthority {
-    fn hash_key(&self, req: &http::Request<B>, state: &mut DefaultHasher) {
-        let mut buf = [0u8; 64];
-        for chunk in authority(req).chunks(buf.len()) {
-            let out = &mut buf[..chunk.len()];
-            out.copy_from_slice(chunk);
-            out.make_ascii_lowercase();
-            state.write(out);
-        }
-    }
-
-    fn name(&self, req: &http::Request<B>) -> Arc<str> {
-        String::from_utf8_lossy(authority(req))
-            .to_ascii_lowercase()
-            .into()
-    }
-}
-
-/// A key from a closure: `KeyFn(|req: &Req| key)` where the key is `Hash + Display`.
-///
-/// The closure runs on every request: return a borrowed or `Copy` key to keep the call free of
-/// allocation.
-#[derive(Clone)]
-pub struct KeyFn<F>(pub F);
-
-impl<F> fmt::Debug for KeyFn<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyFn")
-    }
-}
-
-impl<F, Req, K> KeyExtractor<Req> for KeyFn<F>
-where
-    F: Fn(&Req) -> K + Clone + Send + Sync + 'static,
-    K: Hash + fmt::Display,
-{
-    fn hash_key(&self, req: &Req, state: &mut DefaultHasher) {
-        (self.0)(req).hash(state);
-    }
-
-    fn name(&self, req: &Req) -> Arc<str> {
-        (self.0)(req).to_string().into()
-    }
-}
 
 /// The key side of a keyed breaker's table.
 pub(crate) struct KeyTable {
@@ -155,10 +86,8 @@ impl KeyTable {
     }
 
     #[inline]
-    fn hash<Req, K: KeyExtractor<Req>>(&self, keys: &K, req: &Req) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        keys.hash_key(req, &mut h);
-        let v = h.finish();
+    fn hash<K: Hash>(&self, key: &K) -> u64 {
+        let v = self.hasher.hash_one(key);
         if v <= CLAIMING {
             v + 2
         } else {
@@ -235,11 +164,16 @@ impl KeyTable {
         None
     }
 
+    /// The slot of the key named `name`; an exact match first, else one that differs only in
+    /// ASCII case (host names are case-insensitive).
     fn slot_named(&self, name: &str) -> Option<usize> {
-        (0..self.hashes.len()).find(|&i| {
-            self.hashes[i].load(Ordering::Acquire) > CLAIMING
-                && lock(&self.names[i]).as_deref() == Some(name)
-        })
+        let find = |same: &dyn Fn(&str) -> bool| {
+            (0..self.hashes.len()).find(|&i| {
+                self.hashes[i].load(Ordering::Acquire) > CLAIMING
+                    && lock(&self.names[i]).as_deref().is_some_and(same)
+            })
+        };
+        find(&|n| n == name).or_else(|| find(&|n| n.eq_ignore_ascii_case(name)))
     }
 }
 
@@ -410,6 +344,7 @@ where
     S: Service<Req, Response = Res>,
     S::Error: Into<BoxError>,
     K: KeyExtractor<Req>,
+    K::Key: Hash + fmt::Display,
     C: ClassifyOutcome<Res>,
 {
     type Response = Res;
@@ -425,10 +360,13 @@ where
         let Some(table) = shared.keys.as_ref() else {
             return ResponseFuture::unguarded(self.inner.call(req));
         };
-        let h = table.hash(&self.keys, &req);
+        let Some(key) = self.keys.extract(&req) else {
+            return ResponseFuture::unguarded(self.inner.call(req));
+        };
+        let h = table.hash(&key);
         let slot = match table.find(h) {
             Some(slot) => Some(slot),
-            None => table.place(h, &shared.slots, || self.keys.name(&req)),
+            None => table.place(h, &shared.slots, || key.to_string().into()),
         };
         let Some(slot) = slot else {
             return ResponseFuture::unguarded(self.inner.call(req));

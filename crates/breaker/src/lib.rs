@@ -111,13 +111,12 @@ pub use clock::{Clock, TokioClock};
 pub use error::{BreakerOpen, BuildError};
 pub use future::ResponseFuture;
 pub use handle::{BreakerHandle, Metrics, Subscription, Transition};
-pub use keyed::{
-    ByAuthority, KeyExtractor, KeyFn, KeyedCircuitBreaker, KeyedCircuitBreakerLayer, KeyedHandle,
-};
+pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, KeyedHandle};
 pub use layer::CircuitBreakerLayer;
 pub use policy::{
     classify_fn, CircuitBreakerBuilder, ClassifyOutcome, FnClassifier, SlidingWindow, TripPolicy,
 };
+pub use resile_classify::key::{ByAuthority, KeyExtractor};
 pub use resile_classify::{BreakerVerdict, Classifier};
 pub use service::CircuitBreaker;
 pub use state::State;

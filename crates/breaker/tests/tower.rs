@@ -524,7 +524,7 @@ async fn keyed_breakers_open_per_host() {
         .map(|(k, _)| k.to_string())
         .collect();
     keys.sort();
-    assert_eq!(keys, ["a.example:80", "b.example:80"]);
+    assert_eq!(keys, ["A.example:80", "b.example:80"]); // as first seen
 
     // Fill the table: two more hosts fit, the fifth evicts an idle closed one (never the open).
     for host in ["c.example", "d.example", "e.example", "f.example"] {
@@ -763,7 +763,7 @@ async fn a_dropped_breaker_is_freed_with_its_last_service_and_future() {
 
 #[tokio::test(start_paused = true)]
 async fn any_service_with_a_closure_classifier_and_closure_keys() {
-    use resile_breaker::{classify_fn, BreakerVerdict, KeyFn};
+    use resile_breaker::{classify_fn, BreakerVerdict};
 
     // Not HTTP: the "response" is a code; the classifier says what fails.
     let layer = CircuitBreakerLayer::builder()
@@ -773,7 +773,7 @@ async fn any_service_with_a_closure_classifier_and_closure_keys() {
             Ok(_) => BreakerVerdict::Success,
             Err(_) => BreakerVerdict::Failure,
         }))
-        .build_keyed(KeyFn(|req: &(&'static str, u32)| req.0), 8)
+        .build_keyed(|req: &(&'static str, u32)| Some(req.0), 8)
         .unwrap();
     let handle = layer.handle();
     let mut svc = layer.layer(tower::service_fn(|req: (&'static str, u32)| async move {

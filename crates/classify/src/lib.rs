@@ -66,9 +66,11 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 pub use resile_retry_after::{HintSource, ServerHint};
 
 mod error;
+pub mod key;
 mod traits;
 
 pub use error::{transport_failure, LocalRejection, TransportFailure};
+pub use key::{ByAuthority, KeyExtractor};
 pub use traits::{RequestLike, ResponseLike};
 
 /// The outcome of one attempt, as the classifier sees it.

@@ -7,7 +7,7 @@ use tower::ServiceBuilder;
 #[cfg(feature = "breaker")]
 use resile_breaker::CircuitBreakerLayer;
 #[cfg(feature = "ratelimit")]
-use resile_ratelimit::server::KeyExtractor;
+use resile_ratelimit::server::{KeyExtractor, RequestHead};
 #[cfg(feature = "ratelimit")]
 use resile_ratelimit::{RateLimitLayer, ThrottleLayer};
 #[cfg(feature = "retry")]
@@ -90,7 +90,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// Answers requests over the quota of `layer` with `429 Too Many Requests`, `Retry-After`
     /// and the IETF `RateLimit` fields (server side; works in an axum app).
     #[cfg(feature = "ratelimit")]
-    fn throttle<E: KeyExtractor, St>(
+    fn throttle<E: KeyExtractor<RequestHead<'static>>, St>(
         self,
         layer: ThrottleLayer<E, St>,
     ) -> ServiceBuilder<Stack<ThrottleLayer<E, St>, L>>;
@@ -119,7 +119,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "ratelimit")]
-    fn throttle<E: KeyExtractor, St>(
+    fn throttle<E: KeyExtractor<RequestHead<'static>>, St>(
         self,
         layer: ThrottleLayer<E, St>,
     ) -> ServiceBuilder<Stack<ThrottleLayer<E, St>, L>> {

@@ -42,5 +42,5 @@ fn layers_are_clone_debug_config_values() {
     layer_type::<resile::breaker::http::ServiceUnavailableLayer>();
     layer_type::<resile::ratelimit::RateLimitLayer>();
     layer_type::<resile::ratelimit::ThrottleLayer<resile::ratelimit::server::PeerIp>>();
-    layer_type::<resile::ratelimit::ThrottleLayer<resile::ratelimit::server::Global>>();
+    layer_type::<resile::ratelimit::ThrottleLayer<resile::ratelimit::server::AllRequests>>();
 }

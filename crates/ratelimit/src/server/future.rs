@@ -12,7 +12,6 @@ use tower_service::Service;
 
 use super::headers;
 use super::layer::Shared;
-use super::policy::KeyExtractor;
 use super::service::{verdict, Verdict};
 use crate::gcra::Decision;
 use crate::store::StoreError;
@@ -20,7 +19,7 @@ use crate::store::StoreError;
 pin_project! {
     /// The response future of [`Throttle`](super::Throttle): waiting for the store (stores that
     /// do I/O), then the inner call with the rate-limit fields added; or the `429` response.
-    pub struct ResponseFuture<F, S, Req, D, E: KeyExtractor, St> {
+    pub struct ResponseFuture<F, S, Req, D, E, St> {
         #[pin]
         state: State<F, S, Req, D, E, St>,
     }
@@ -28,7 +27,7 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, Req, D, E: KeyExtractor, St> {
+    enum State<F, S, Req, D, E, St> {
         Deciding {
             decision: D,
             inner: Option<S>,
@@ -47,7 +46,7 @@ pin_project! {
     }
 }
 
-impl<F, S, Req, D, E: KeyExtractor, St> ResponseFuture<F, S, Req, D, E, St> {
+impl<F, S, Req, D, E, St> ResponseFuture<F, S, Req, D, E, St> {
     pub(crate) fn deciding(decision: D, inner: S, req: Req, shared: Arc<Shared<E, St>>) -> Self {
         ResponseFuture {
             state: State::Deciding {
@@ -82,7 +81,6 @@ where
     F: Future<Output = Result<Response<ResB>, Err>>,
     S: Service<Req, Future = F, Response = Response<ResB>, Error = Err>,
     D: Future<Output = Result<Decision, StoreError>> + Unpin,
-    E: KeyExtractor,
     ResB: Default,
 {
     type Output = Result<Response<ResB>, Err>;
@@ -142,7 +140,7 @@ where
     }
 }
 
-impl<F, S, Req, D, E: KeyExtractor, St> fmt::Debug for ResponseFuture<F, S, Req, D, E, St> {
+impl<F, S, Req, D, E, St> fmt::Debug for ResponseFuture<F, S, Req, D, E, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Deciding { .. } => "deciding",

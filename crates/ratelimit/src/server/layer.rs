@@ -9,11 +9,12 @@ use http::{HeaderValue, StatusCode};
 use tower_layer::Layer;
 
 use super::headers;
-use super::policy::{Fallback, KeyExtractor};
+use super::policy::{Fallback, KeyOf, RequestHead};
 use super::service::Throttle;
 use crate::gcra::{InsufficientCapacity, Quota};
 use crate::keyed::KeyedStore;
 use crate::store::Store;
+use resile_classify::KeyExtractor;
 
 pub(crate) struct Shared<E, St> {
     pub(crate) extractor: E,
@@ -92,14 +93,14 @@ pub(crate) struct Shared<E, St> {
 /// assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=1;w=60");
 /// # }
 /// ```
-pub struct ThrottleLayer<E: KeyExtractor, St = KeyedStore<<E as KeyExtractor>::Key>> {
+pub struct ThrottleLayer<E: KeyExtractor<RequestHead<'static>>, St = KeyedStore<KeyOf<E>>> {
     shared: Arc<Shared<E, St>>,
 }
 
 impl<E> ThrottleLayer<E>
 where
-    E: KeyExtractor,
-    E::Key: Hash + Eq,
+    E: KeyExtractor<RequestHead<'static>>,
+    KeyOf<E>: Hash + Eq,
 {
     /// A layer for `quota`, keyed by `extractor`, with the default configuration.
     pub fn new(quota: Quota, extractor: E) -> ThrottleLayer<E> {
@@ -121,7 +122,7 @@ where
     }
 }
 
-impl<E: KeyExtractor, St> ThrottleLayer<E, St> {
+impl<E: KeyExtractor<RequestHead<'static>>, St> ThrottleLayer<E, St> {
     /// The quota.
     pub fn quota(&self) -> &Quota {
         &self.shared.quota
@@ -133,7 +134,7 @@ impl<E: KeyExtractor, St> ThrottleLayer<E, St> {
     }
 }
 
-impl<E: KeyExtractor, St> Clone for ThrottleLayer<E, St> {
+impl<E: KeyExtractor<RequestHead<'static>>, St> Clone for ThrottleLayer<E, St> {
     fn clone(&self) -> Self {
         ThrottleLayer {
             shared: Arc::clone(&self.shared),
@@ -143,7 +144,7 @@ impl<E: KeyExtractor, St> Clone for ThrottleLayer<E, St> {
 
 impl<E, St> fmt::Debug for ThrottleLayer<E, St>
 where
-    E: KeyExtractor + fmt::Debug,
+    E: KeyExtractor<RequestHead<'static>> + fmt::Debug,
     St: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,8 +164,8 @@ where
 
 impl<S, E, St> Layer<S> for ThrottleLayer<E, St>
 where
-    E: KeyExtractor,
-    St: Store<E::Key>,
+    E: KeyExtractor<RequestHead<'static>>,
+    St: Store<KeyOf<E>>,
 {
     type Service = Throttle<S, E, St>;
 
@@ -174,7 +175,7 @@ where
 }
 
 /// Builds a [`ThrottleLayer`]; see its `# Default`.
-pub struct ThrottleLayerBuilder<E: KeyExtractor, St = KeyedStore<<E as KeyExtractor>::Key>> {
+pub struct ThrottleLayerBuilder<E: KeyExtractor<RequestHead<'static>>, St = KeyedStore<KeyOf<E>>> {
     extractor: E,
     store: St,
     quota: Quota,
@@ -185,10 +186,10 @@ pub struct ThrottleLayerBuilder<E: KeyExtractor, St = KeyedStore<<E as KeyExtrac
     store_error: Fallback,
 }
 
-impl<E: KeyExtractor, St> ThrottleLayerBuilder<E, St> {
+impl<E: KeyExtractor<RequestHead<'static>>, St> ThrottleLayerBuilder<E, St> {
     /// Keeps the buckets in `store` (e.g. a [`KeyedStore`] with a key cap, or a Redis store
     /// shared by every instance of the server).
-    pub fn store<St2: Store<E::Key>>(self, store: St2) -> ThrottleLayerBuilder<E, St2> {
+    pub fn store<St2: Store<KeyOf<E>>>(self, store: St2) -> ThrottleLayerBuilder<E, St2> {
         ThrottleLayerBuilder {
             extractor: self.extractor,
             store,
@@ -268,7 +269,7 @@ impl<E: KeyExtractor, St> ThrottleLayerBuilder<E, St> {
 
 impl<E, St> fmt::Debug for ThrottleLayerBuilder<E, St>
 where
-    E: KeyExtractor + fmt::Debug,
+    E: KeyExtractor<RequestHead<'static>> + fmt::Debug,
     St: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,5 +11,6 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
-pub use policy::{Fallback, Global, HeaderKey, KeyExtractor, PeerIp, RequestHead};
+pub use policy::{AllRequests, Fallback, HeaderKey, KeyOf, PeerIp, RequestHead};
+pub use resile_classify::key::KeyExtractor;
 pub use service::Throttle;

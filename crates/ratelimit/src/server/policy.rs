@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use resile_classify::KeyExtractor;
+
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 
 /// The parts of a request a [`KeyExtractor`] may look at (everything but the body).
@@ -29,31 +31,14 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
     }
 }
 
-/// Says which bucket a request draws from.
+/// The key type of a server-side extractor `E`: what [`KeyExtractor::extract`] returns for a
+/// [`RequestHead`].
 ///
-/// Implemented by [`PeerIp`], [`HeaderKey`], [`Global`], and by any
-/// `Fn(&RequestHead<'_>) -> Option<K>` closure.
-///
-/// Returning `None` means "no key": the layer applies its
-/// [`on_missing_key`](super::ThrottleLayerBuilder::on_missing_key) rule.
-pub trait KeyExtractor {
-    /// The key: one bucket per distinct value.
-    type Key;
-
-    /// The key of `req`, or `None` if it has none.
-    fn extract(&self, req: &RequestHead<'_>) -> Option<Self::Key>;
-}
-
-impl<F, K> KeyExtractor for F
-where
-    F: Fn(&RequestHead<'_>) -> Option<K>,
-{
-    type Key = K;
-
-    fn extract(&self, req: &RequestHead<'_>) -> Option<K> {
-        self(req)
-    }
-}
+/// A server-side extractor is a [`KeyExtractor`] over every [`RequestHead`]
+/// (`E: for<'a> KeyExtractor<RequestHead<'a>>`): [`PeerIp`], [`HeaderKey`], [`AllRequests`], and
+/// any `Fn(&RequestHead<'_>) -> Option<K>` closure. Returning `None` means "no key": the layer
+/// applies its [`on_missing_key`](super::ThrottleLayerBuilder::on_missing_key) rule.
+pub type KeyOf<E> = <E as KeyExtractor<RequestHead<'static>>>::Key;
 
 /// Keys on the peer's IP address, from the connection info in the request's extensions:
 ///
@@ -112,7 +97,7 @@ impl PeerIp {
     }
 }
 
-impl KeyExtractor for PeerIp {
+impl KeyExtractor<RequestHead<'_>> for PeerIp {
     type Key = IpAddr;
 
     fn extract(&self, req: &RequestHead<'_>) -> Option<IpAddr> {
@@ -143,7 +128,7 @@ impl HeaderKey {
     }
 }
 
-impl KeyExtractor for HeaderKey {
+impl KeyExtractor<RequestHead<'_>> for HeaderKey {
     type Key = HeaderValue;
 
     fn extract(&self, req: &RequestHead<'_>) -> Option<HeaderValue> {
@@ -153,9 +138,9 @@ impl KeyExtractor for HeaderKey {
 
 /// One bucket for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Global;
+pub struct AllRequests;
 
-impl KeyExtractor for Global {
+impl KeyExtractor<RequestHead<'_>> for AllRequests {
     type Key = ();
 
     fn extract(&self, _req: &RequestHead<'_>) -> Option<()> {

@@ -13,9 +13,10 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::headers;
 use super::layer::Shared;
-use super::policy::{Fallback, KeyExtractor, RequestHead};
+use super::policy::{Fallback, RequestHead};
 use crate::gcra::Decision;
 use crate::store::{Store, StoreError};
+use resile_classify::KeyExtractor;
 
 /// Rejects requests over the quota with `429`; made by [`ThrottleLayer`](super::ThrottleLayer).
 ///
@@ -23,12 +24,12 @@ use crate::store::{Store, StoreError};
 /// answers at once (the in-memory one) is served without any extra work; one that does I/O moves
 /// the ready inner service into the response future (leaving a clone in its place) and calls it
 /// when the decision arrives — hence `S: Clone`, which axum and hyper services are.
-pub struct Throttle<S, E: KeyExtractor, St> {
+pub struct Throttle<S, E, St> {
     inner: S,
     shared: Arc<Shared<E, St>>,
 }
 
-impl<S, E: KeyExtractor, St> Throttle<S, E, St> {
+impl<S, E, St> Throttle<S, E, St> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<E, St>>) -> Self {
         Throttle { inner, shared }
     }
@@ -65,7 +66,7 @@ pub(crate) fn fallback<ResB: Default>(fallback: Fallback) -> Verdict<ResB> {
     }
 }
 
-pub(crate) fn verdict<E: KeyExtractor, St, ResB: Default>(
+pub(crate) fn verdict<E, St, ResB: Default>(
     shared: &Shared<E, St>,
     decision: Result<Decision, StoreError>,
 ) -> Verdict<ResB> {
@@ -95,11 +96,11 @@ pub(crate) fn verdict<E: KeyExtractor, St, ResB: Default>(
     }
 }
 
-impl<S, E, St, ReqB, ResB> Service<Request<ReqB>> for Throttle<S, E, St>
+impl<S, E, K, St, ReqB, ResB> Service<Request<ReqB>> for Throttle<S, E, St>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
-    E: KeyExtractor,
-    St: Store<E::Key>,
+    E: for<'a> KeyExtractor<RequestHead<'a>, Key = K>,
+    St: Store<K>,
     ResB: Default,
 {
     type Response = Response<ResB>;
@@ -133,7 +134,7 @@ where
     }
 }
 
-impl<S, E: KeyExtractor, St> Throttle<S, E, St> {
+impl<S, E, St> Throttle<S, E, St> {
     fn finish<ReqB, ResB, D>(
         &mut self,
         verdict: Verdict<ResB>,
@@ -149,7 +150,7 @@ impl<S, E: KeyExtractor, St> Throttle<S, E, St> {
     }
 }
 
-impl<S: Clone, E: KeyExtractor, St> Clone for Throttle<S, E, St> {
+impl<S: Clone, E, St> Clone for Throttle<S, E, St> {
     fn clone(&self) -> Self {
         Throttle {
             inner: self.inner.clone(),
@@ -158,7 +159,7 @@ impl<S: Clone, E: KeyExtractor, St> Clone for Throttle<S, E, St> {
     }
 }
 
-impl<S: fmt::Debug, E: KeyExtractor + fmt::Debug, St> fmt::Debug for Throttle<S, E, St> {
+impl<S: fmt::Debug, E: fmt::Debug, St> fmt::Debug for Throttle<S, E, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Throttle")
             .field("inner", &self.inner)

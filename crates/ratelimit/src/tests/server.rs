@@ -12,7 +12,7 @@ use tower_layer::Layer;
 
 use super::{nz, FailingStore, SlowStore};
 use crate::clock::ManualClock;
-use crate::server::{Fallback, Global, HeaderKey, KeyExtractor, PeerIp, RequestHead};
+use crate::server::{AllRequests, Fallback, HeaderKey, KeyExtractor, PeerIp, RequestHead};
 use crate::{KeyedStore, Quota, ThrottleLayer};
 
 type Req = Request<()>;
@@ -128,14 +128,14 @@ async fn missing_key_and_store_errors_follow_their_fallbacks() {
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("ratelimit").is_none());
 
-    let svc = ThrottleLayer::builder(q, Global)
+    let svc = ThrottleLayer::builder(q, AllRequests)
         .store(FailingStore)
         .build()
         .layer(inner.clone());
     let res = svc.oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    let svc = ThrottleLayer::builder(q, Global)
+    let svc = ThrottleLayer::builder(q, AllRequests)
         .store(FailingStore)
         .on_store_error(Fallback::Allow)
         .build()
@@ -253,7 +253,7 @@ fn peer_ip_keys() {
 
 #[test]
 fn policy_names_are_escaped() {
-    let layer = ThrottleLayer::builder(Quota::per_second(nz(1)), Global)
+    let layer = ThrottleLayer::builder(Quota::per_second(nz(1)), AllRequests)
         .policy_name("a \"q\" \\ é\n")
         .build();
     assert!(!format!("{layer:?}").is_empty());
@@ -264,7 +264,7 @@ fn policy_names_are_escaped() {
     );
 }
 
-fn futures_free_call(layer: &ThrottleLayer<Global>) -> Response<String> {
+fn futures_free_call(layer: &ThrottleLayer<AllRequests>) -> Response<String> {
     let (_, inner) = counting();
     let mut svc = layer.layer(inner);
     let fut = svc.call(Request::new(()));

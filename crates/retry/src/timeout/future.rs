@@ -80,9 +80,11 @@ impl Timer {
             TimerProj::Idle { timeout } => Instant::now().checked_add(*timeout),
             // A future moved to another runtime (its first one may be gone, and a tokio timer
             // polled after its runtime shut down panics): re-armed there for the time left.
-            TimerProj::Armed { deadline, runtime: armed, .. } if *armed != runtime => {
-                Some(*deadline)
-            }
+            TimerProj::Armed {
+                deadline,
+                runtime: armed,
+                ..
+            } if *armed != runtime => Some(*deadline),
             TimerProj::Armed { sleep, .. } => return sleep.poll(cx),
             TimerProj::Never => return Poll::Pending,
         };

@@ -209,12 +209,11 @@ fn an_attempt_on_a_second_runtime_of_the_same_thread_times_out_on_time() {
     // runs an attempt that is pending for a moment, then answered.
     let first = current_thread();
     first.block_on(async {
-        let svc = AttemptTimeoutLayer::new(Duration::from_millis(300)).layer(service_fn(
-            |_: ()| async {
+        let svc =
+            AttemptTimeoutLayer::new(Duration::from_millis(300)).layer(service_fn(|_: ()| async {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 Ok::<_, Infallible>(())
-            },
-        ));
+            }));
         svc.oneshot(()).await.unwrap();
     });
     // The second runtime, on the same thread, sends to a backend that never answers. Real
