@@ -25,8 +25,8 @@ use criterion::{BatchSize, BenchmarkGroup};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use resile::stack::{http_client, ClientStack, DEFAULT_ATTEMPT_TIMEOUT};
-use resile_breaker::CircuitBreakerLayer;
-use resile_ratelimit::RateLimitLayer;
+use resile_breaker::{ByAuthority, KeyedCircuitBreakerLayer};
+use resile_ratelimit::ServerPauseLayer;
 use resile_retry::{AttemptTimeoutLayer, Constant, RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -233,7 +233,7 @@ pub fn full_stack() -> ClientStack {
 
 /// `full_stack_no_timeout`: the client stack without its per-attempt timeout.
 pub fn full_stack_no_timeout(
-) -> ClientStack<RetryLayer, CircuitBreakerLayer, RateLimitLayer, Identity> {
+) -> ClientStack<RetryLayer, KeyedCircuitBreakerLayer<ByAuthority>, ServerPauseLayer, Identity> {
     http_client().no_attempt_timeout()
 }
 
@@ -252,7 +252,8 @@ pub fn retry_only() -> ClientStack<RetryLayer, Identity, Identity, Identity> {
 }
 
 /// `breaker_only`: the client stack with its circuit breaker alone.
-pub fn breaker_only() -> ClientStack<Identity, CircuitBreakerLayer, Identity, Identity> {
+pub fn breaker_only(
+) -> ClientStack<Identity, KeyedCircuitBreakerLayer<ByAuthority>, Identity, Identity> {
     http_client()
         .no_retry()
         .no_rate_limit()
@@ -260,7 +261,7 @@ pub fn breaker_only() -> ClientStack<Identity, CircuitBreakerLayer, Identity, Id
 }
 
 /// `limiter_only`: the client stack with its rate limiter alone.
-pub fn limiter_only() -> ClientStack<Identity, Identity, RateLimitLayer, Identity> {
+pub fn limiter_only() -> ClientStack<Identity, Identity, ServerPauseLayer, Identity> {
     http_client()
         .no_retry()
         .no_circuit_breaker()

@@ -89,7 +89,7 @@ pub use constant::Constant;
 pub use error::BuildError;
 pub use exponential::{Exponential, ExponentialBuilder, Jitter};
 #[cfg(feature = "tokio")]
-pub use retry::{retry, NoNotify, Retry, RetryAnyError};
+pub use retry::{retry, NoNotify, RetryAnyError, RetryFuture};
 pub use smooth::{SmoothDecorrelated, SmoothDecorrelatedBuilder};
 
 /// A source of retry delays.

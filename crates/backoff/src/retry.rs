@@ -13,13 +13,13 @@ use crate::Backoff;
 
 /// Runs `op` until it succeeds, retrying failures after the delays `backoff` gives.
 ///
-/// The returned [`Retry`] future calls `op` when first polled (not before), and after each
+/// The returned [`RetryFuture`] future calls `op` when first polled (not before), and after each
 /// failure:
 ///
-/// 1. if the [`when`](Retry::when) predicate says the error is not retryable, resolves to it;
+/// 1. if the [`when`](RetryFuture::when) predicate says the error is not retryable, resolves to it;
 /// 2. else asks `backoff` for the next delay; on `None` (the backoff gave up), resolves to the
 ///    error;
-/// 3. else calls the [`notify`](Retry::notify) hook with the error and the delay, sleeps for the
+/// 3. else calls the [`notify`](RetryFuture::notify) hook with the error and the delay, sleeps for the
 ///    delay on tokio's timer, and calls `op` again.
 ///
 /// By default every error is retryable and nothing is notified. The backoff is used as given:
@@ -60,13 +60,16 @@ use crate::Backoff;
 /// assert_eq!(result.unwrap(), 3);
 /// # }
 /// ```
-pub fn retry<B, F, Fut, T, E>(backoff: B, op: F) -> Retry<B, F, Fut, RetryAnyError<E>, NoNotify<E>>
+pub fn retry<B, F, Fut, T, E>(
+    backoff: B,
+    op: F,
+) -> RetryFuture<B, F, Fut, RetryAnyError<E>, NoNotify<E>>
 where
     B: Backoff,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    Retry {
+    RetryFuture {
         backoff,
         op,
         when: retry_any,
@@ -75,10 +78,10 @@ where
     }
 }
 
-/// The predicate of a [`Retry`] without [`when`](Retry::when): every error is retryable.
+/// The predicate of a [`RetryFuture`] without [`when`](RetryFuture::when): every error is retryable.
 pub type RetryAnyError<E> = fn(&E) -> bool;
 
-/// The hook of a [`Retry`] without [`notify`](Retry::notify): does nothing.
+/// The hook of a [`RetryFuture`] without [`notify`](RetryFuture::notify): does nothing.
 pub type NoNotify<E> = fn(&E, Duration);
 
 fn retry_any<E>(_: &E) -> bool {
@@ -105,7 +108,7 @@ pin_project! {
     ///
     /// A named state machine: no allocation per attempt; the sleep lives inside it.
     #[must_use = "futures do nothing unless awaited"]
-    pub struct Retry<B, F, Fut, W, N> {
+    pub struct RetryFuture<B, F, Fut, W, N> {
         backoff: B,
         op: F,
         when: W,
@@ -115,17 +118,17 @@ pin_project! {
     }
 }
 
-impl<B, F, Fut, T, E, W, N> Retry<B, F, Fut, W, N>
+impl<B, F, Fut, T, E, W, N> RetryFuture<B, F, Fut, W, N>
 where
     Fut: Future<Output = Result<T, E>>,
 {
     /// Retries only the errors for which `when` returns `true`; any other error is returned at
     /// once. Replaces the default (retry every error).
-    pub fn when<P>(self, when: P) -> Retry<B, F, Fut, P, N>
+    pub fn when<P>(self, when: P) -> RetryFuture<B, F, Fut, P, N>
     where
         P: FnMut(&E) -> bool,
     {
-        Retry {
+        RetryFuture {
             backoff: self.backoff,
             op: self.op,
             when,
@@ -136,11 +139,11 @@ where
 
     /// Calls `notify(&error, delay)` before each sleep, i.e. once per retry, with the error that
     /// is being retried and the delay about to be waited.
-    pub fn notify<M>(self, notify: M) -> Retry<B, F, Fut, W, M>
+    pub fn notify<M>(self, notify: M) -> RetryFuture<B, F, Fut, W, M>
     where
         M: FnMut(&E, Duration),
     {
-        Retry {
+        RetryFuture {
             backoff: self.backoff,
             op: self.op,
             when: self.when,
@@ -150,7 +153,7 @@ where
     }
 }
 
-impl<B, F, Fut, T, E, W, N> Future for Retry<B, F, Fut, W, N>
+impl<B, F, Fut, T, E, W, N> Future for RetryFuture<B, F, Fut, W, N>
 where
     B: Backoff,
     F: FnMut() -> Fut,
@@ -195,7 +198,7 @@ where
     }
 }
 
-impl<B, F, Fut, W, N> fmt::Debug for Retry<B, F, Fut, W, N>
+impl<B, F, Fut, W, N> fmt::Debug for RetryFuture<B, F, Fut, W, N>
 where
     B: fmt::Debug,
 {
@@ -205,7 +208,7 @@ where
             State::Running { .. } => "running",
             State::Sleeping { .. } => "sleeping",
         };
-        f.debug_struct("Retry")
+        f.debug_struct("RetryFuture")
             .field("backoff", &self.backoff)
             .field("state", &state)
             .finish_non_exhaustive()

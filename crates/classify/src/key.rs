@@ -69,6 +69,20 @@ impl KeyExtractor<reqwest::Request> for ByAuthority {
     }
 }
 
+/// One key for every request: a keyed layer behaves as one unkeyed piece (one pause for the
+/// whole client, one bucket for the whole server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AllRequests;
+
+impl<Req: ?Sized> KeyExtractor<Req> for AllRequests {
+    type Key = ();
+
+    #[inline]
+    fn extract(&self, _req: &Req) -> Option<()> {
+        Some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::hash_map::RandomState;

@@ -70,7 +70,7 @@ pub mod key;
 mod traits;
 
 pub use error::{transport_failure, LocalRejection, TransportFailure};
-pub use key::{ByAuthority, KeyExtractor};
+pub use key::{AllRequests, ByAuthority, KeyExtractor};
 pub use traits::{RequestLike, ResponseLike};
 
 /// The outcome of one attempt, as the classifier sees it.

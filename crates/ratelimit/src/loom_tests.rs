@@ -1,6 +1,5 @@
 //! loom models of the CAS loop on one key's TAT (every interleaving of concurrent takes,
-//! releases and pauses is explored), and of the hints-only client layer's pause word (raises
-//! racing the clearing of an expired pause).
+//! releases and pauses is explored).
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p resile-ratelimit --release --lib`
 
@@ -101,80 +100,5 @@ fn loom_release_and_pause_race_takes() {
             &[10 * t, 9 * t]
         };
         assert!(allowed.contains(&end), "end TAT {end} (took: {took})");
-    });
-}
-
-// The hints-only client layer's pause word: raised with `fetch_max` by responses, cleared with a
-// compare-and-swap by requests that saw it expired.
-
-use crate::client::pause::PauseWord;
-
-#[test]
-fn loom_clearing_an_expired_pause_never_loses_a_newer_one() {
-    loom::model(|| {
-        let word = Arc::new(PauseWord::new());
-        word.raise_to(5);
-        // A request read the clock at 6 and saw the pause (until 5) expired...
-        let clearer = {
-            let word = Arc::clone(&word);
-            thread::spawn(move || {
-                let seen = word.load();
-                if seen != 0 && seen <= 6 {
-                    word.clear(seen);
-                }
-            })
-        };
-        // ...while two responses ask for pauses until 20 and 10.
-        let raisers: Vec<_> = [20, 10]
-            .into_iter()
-            .map(|until| {
-                let word = Arc::clone(&word);
-                thread::spawn(move || word.raise_to(until))
-            })
-            .collect();
-        clearer.join().unwrap();
-        for r in raisers {
-            r.join().unwrap();
-        }
-        // The longest pause stays, whatever the interleaving.
-        assert_eq!(word.load(), 20);
-    });
-}
-
-#[test]
-fn loom_an_expired_pause_may_be_cleared_a_live_one_never() {
-    loom::model(|| {
-        let word = Arc::new(PauseWord::new());
-        word.raise_to(5);
-        // Two requests at clock 6 both clear the expired pause; a response raises one that is
-        // itself already over for them (until 4: fetch_max keeps 5, or sets 4 after a clear).
-        let clearers: Vec<_> = (0..2)
-            .map(|_| {
-                let word = Arc::clone(&word);
-                thread::spawn(move || {
-                    let seen = word.load();
-                    seen != 0 && seen <= 6 && word.clear(seen)
-                })
-            })
-            .collect();
-        let raiser = {
-            let word = Arc::clone(&word);
-            thread::spawn(move || word.raise_to(4))
-        };
-        let cleared = clearers
-            .into_iter()
-            .filter_map(|c| c.join().unwrap().then_some(()))
-            .count();
-        raiser.join().unwrap();
-        // The first clearer to act sees 5 (the raise of 4 leaves 5 as it is) and clears it; the
-        // other sees 0, or a 4 raised after the clear, which it clears too. A value is cleared
-        // at most once per time it was set.
-        let end = word.load();
-        assert!(matches!(end, 0 | 4), "end {end}");
-        assert!((1..=2).contains(&cleared), "cleared {cleared} times");
-        assert!(
-            end == 0 || cleared == 1,
-            "end {end}, cleared {cleared} times"
-        );
     });
 }

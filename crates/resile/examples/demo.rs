@@ -27,15 +27,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use resile::breaker::{BreakerOpen, CircuitBreakerLayer, State, Transition};
+use resile::breaker::{BreakerOpen, ByAuthority, CircuitBreakerLayer, State, Transition};
 use resile::ratelimit::client::WaitTooLong;
-use resile::ratelimit::RateLimitLayer;
+use resile::ratelimit::ServerPauseLayer;
 use resile::retry::{GiveUp, RetryPolicy};
 use resile::retry_after::format_http_date;
 use resile::BoxError;
@@ -362,14 +363,18 @@ where
     outcomes
 }
 
-/// Records the pauses of the stack's limiter (a server's `429`/`503` hint holds every request
-/// back) by watching the limiter's own state.
-async fn watch_limiter(epoch: Instant, limiter: RateLimitLayer, journal: Arc<Journal>) {
-    let quota = *limiter.quota();
+/// Records the pauses of the stack's limiter (a server's `429`/`503` hint holds the requests to
+/// that host back) by watching the limiter's own state for `host`.
+async fn watch_limiter(
+    epoch: Instant,
+    limiter: ServerPauseLayer,
+    host: Authority,
+    journal: Arc<Journal>,
+) {
     let mut paused_until: Option<Instant> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let wait = limiter.store().peek(&quota).retry_after;
+        let wait = limiter.remaining(&host);
         let now = Instant::now();
         if wait >= Duration::from_millis(50) {
             let until = now + wait;
@@ -722,7 +727,7 @@ fn intro() -> String {
          resile stack   the same hyper-util client behind resile::stack::http_client():\n\
          \x20              retry (defaults: backoff 100 ms x2 + jitter, Retry-After, budget 20 %)\n\
          \x20              > circuit breaker (5 failures; open 1 s, shortened for a short demo)\n\
-         \x20              > rate limiter (defaults: paused for everyone by a 429/503 hint)\n\
+         \x20              > server pause (defaults: the host paused by its 429/503 hint)\n\
          \x20              > 2 s per-attempt timeout\n\n",
         NAIVE_ATTEMPTS - 1
     );
@@ -772,7 +777,7 @@ async fn main() -> Result<(), BoxError> {
                 let at = Instant::now().saturating_duration_since(epoch);
                 lock(&j.transitions).push((at, tr.clone()));
             })
-            .build()?
+            .build_keyed(ByAuthority, resile::stack::DEFAULT_HOSTS)?
     };
     let stack = resile::stack::http_client()
         .retry(policy)
@@ -780,7 +785,8 @@ async fn main() -> Result<(), BoxError> {
         .attempt_timeout(Duration::from_secs(2));
     let watcher = tokio::spawn(watch_limiter(
         epoch,
-        stack.limiter_piece().clone(),
+        stack.layers().limiter.clone(),
+        resile_uri.authority().cloned().ok_or("no authority")?,
         journal.clone(),
     ));
     let resile_http = ServiceBuilder::new().layer(stack).service(hyper_client());

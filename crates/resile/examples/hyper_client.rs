@@ -89,10 +89,10 @@ async fn main() -> Result<(), tower::BoxError> {
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
     println!(
-        "\n{status} {:?} after {:.1} s; breaker {:?}, {:?}",
+        "\n{status} {:?} after {:.1} s; breaker of {addr}: {:?}, {:?}",
         String::from_utf8_lossy(&body),
         start.elapsed().as_secs_f64(),
-        breaker.state(),
+        breaker.state(&addr.to_string()),
         breaker.metrics()
     );
     Ok(())

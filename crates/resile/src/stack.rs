@@ -5,8 +5,24 @@
 //! `reqwest::Client` as it is) in, from the outside in:
 //!
 //! ```text
-//! retry  ->  circuit breaker  ->  rate limiter  ->  per-attempt timeout  ->  the client
+//! retry  ->  circuit breaker  ->  server pause  ->  per-attempt timeout  ->  the client
 //! ```
+//!
+//! # Per host by default
+//!
+//! The breaker and the server pause keep one state per host (the request's authority,
+//! `host:port`, through [`ByAuthority`](resile_classify::ByAuthority)): five `5xx` from host A
+//! open A's breaker only, and a `503` with `Retry-After: 3600` from host A never holds back a
+//! request to host B. Memory is bounded: the breaker's table has [`DEFAULT_HOSTS`] slots (an
+//! idle, closed host gives its slot to a new one; open ones are kept), and a pause is kept only
+//! while it is in force (at most 1,024 hosts at once). A request with no authority is neither
+//! guarded nor paused.
+//!
+//! One breaker (or one pause) for the whole client is an explicit choice:
+//! `.circuit_breaker(CircuitBreakerLayer::new())`, `.rate_limit(ServerPauseLayer::client_wide())`.
+//! [`breaker_handle()`](ClientStack::breaker_handle) returns the handle of whichever breaker the
+//! stack holds: a [`KeyedHandle`] (state per host) by default, a [`BreakerHandle`] for a
+//! client-wide one.
 //!
 //! # Why this order
 //!
@@ -19,9 +35,9 @@
 //!   breaker's next probe when it comes before the deadline, and tries once more then.) A retry
 //!   layer inside the breaker would send several attempts per breaker decision and hide the
 //!   failures from it.
-//! - **Retry outside the limiter.** Each retry takes a limiter permit like any request, so retries
-//!   never push the client past its quota (when the limiter has one), and a pause a `429` asked
-//!   for holds retries back too.
+//! - **Retry outside the limiter.** Each retry goes through the limiter like any request, so a
+//!   pause a `429` asked for holds retries back too, and a pacing limiter (with a quota) never
+//!   lets retries push the client past it.
 //!   A limiter refusal ([`WaitTooLong`](resile_ratelimit::client::WaitTooLong)) is a local
 //!   rejection as well, marked the same way: not retried, and neutral for the breaker. Every
 //!   [`Classifier`](resile_classify::Classifier), the default or one from its builder, reads the
@@ -31,9 +47,9 @@
 //!   that will not be sent do not spend the quota; and the limiter's refusals never reach the
 //!   breaker's count as failures (they are neutral: being throttled locally says nothing about
 //!   the server).
-//! - **Timeout innermost.** It bounds one attempt ([`AttemptTimeoutLayer`], which arms no timer
-//!   for an attempt answered on its first poll; any timeout layer fits, tower's `TimeoutLayer`
-//!   too); its [`Elapsed`](tower::timeout::error::Elapsed) error is a transport failure to the
+//! - **Timeout innermost.** It bounds one attempt ([`AttemptTimeoutLayer`], tokio's timer armed
+//!   only for an attempt not answered on its first poll; any timeout layer fits, tower's
+//!   `TimeoutLayer` too); its [`Elapsed`](tower::timeout::error::Elapsed) error is a transport failure to the
 //!   layers above: retried for idempotent requests, counted by the breaker. Bound the whole request,
 //!   waits included, with the retry policy's `deadline` or a timeout outside the stack.
 //!
@@ -43,13 +59,13 @@
 //! |---|---|
 //! | classifier (retry and breaker) | [`Classifier::default()`](resile_classify::Classifier): the table of resile-classify; local rejections never retried, neutral for the breaker |
 //! | retry | [`default_retry_policy()`]: exponential backoff 100 ms ×2 to 20 s with full jitter, 3 retries, server hints up to 30 s, a retry budget of 20 % + 10/s |
-//! | breaker | [`default_breaker()`]: opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
-//! | limiter | [`default_limiter()`]: [`RateLimitLayer::hints_only()`], no quota (it never paces by itself; its `poll_ready` is one atomic load while no pause is in force) that **pauses every request** when a `429`/`503` carries `Retry-After` (up to 10 minutes; a pause past 30 s fails the call at once) |
+//! | breaker | [`default_breaker()`]: one breaker per host (up to [`DEFAULT_HOSTS`]); each opens after 5 consecutive failures, open 5 s to 60 s (jittered, growing), one probe |
+//! | limiter | [`default_limiter()`]: [`ServerPauseLayer::per_host()`], no quota (it never paces by itself) that **pauses the requests to a host** when its `429`/`503` carries `Retry-After` (up to 10 minutes; a pause past 30 s fails the call at once) |
 //! | per-attempt timeout | [`DEFAULT_ATTEMPT_TIMEOUT`] (10 s) |
 //!
 //! Give the stack a pacing limiter with the server's published quota if it has one
-//! (`.rate_limit(RateLimitLayer::new(quota))`); the default only holds the client back when the
-//! server asks.
+//! (`.rate_limit(RateLimitLayer::new(quota))`, which obeys the server's pauses too); the default
+//! only holds the client back when the server asks.
 //!
 //! # Example
 //!
@@ -82,11 +98,8 @@
 //!     })
 //! };
 //!
-//! let breaker = resile::stack::default_breaker();
-//! let handle = breaker.handle();
-//! let stack = resile::stack::http_client()
-//!     .circuit_breaker(breaker)
-//!     .attempt_timeout(Duration::from_secs(2));
+//! let stack = resile::stack::http_client().attempt_timeout(Duration::from_secs(2));
+//! let handle = stack.breaker_handle();
 //! let client = ServiceBuilder::new().layer(stack).service(backend);
 //!
 //! let start = tokio::time::Instant::now();
@@ -99,11 +112,12 @@
 //! # }
 //! ```
 
-use std::fmt;
 use std::time::Duration;
 
-use resile_breaker::{BreakerHandle, CircuitBreakerLayer};
-use resile_ratelimit::RateLimitLayer;
+use resile_breaker::{
+    BreakerHandle, ByAuthority, CircuitBreakerLayer, KeyedCircuitBreakerLayer, KeyedHandle,
+};
+use resile_ratelimit::ServerPauseLayer;
 use resile_retry::{AttemptTimeoutLayer, RetryLayer, RetryPolicy};
 use tower::layer::util::Identity;
 use tower_layer::Layer;
@@ -111,13 +125,16 @@ use tower_layer::Layer;
 /// The default per-attempt timeout of [`http_client()`]: 10 seconds.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The limiter of [`http_client()`]: [`RateLimitLayer::hints_only()`]. It has no quota and
-/// never paces by itself (its `poll_ready` is one atomic load while no pause is in force); it obeys
-/// servers: a `429` or `503` with `Retry-After` (or another server hint) pauses every request
-/// sharing it, for up to 10 minutes, and a request that would wait more than 30 s for the pause
-/// to end fails at once with [`WaitTooLong`](resile_ratelimit::client::WaitTooLong).
-pub fn default_limiter() -> RateLimitLayer {
-    RateLimitLayer::hints_only()
+/// The number of hosts the default breaker keeps a breaker for: 1,024.
+pub const DEFAULT_HOSTS: usize = 1024;
+
+/// The limiter of [`http_client()`]: [`ServerPauseLayer::per_host()`]. It has no quota and
+/// never paces by itself; it obeys servers: a `429` or `503` with `Retry-After` (or another
+/// server hint) pauses the requests to that host, for up to 10 minutes, and a request that would
+/// wait more than 30 s for the pause to end fails at once with
+/// [`WaitTooLong`](resile_ratelimit::client::WaitTooLong).
+pub fn default_limiter() -> ServerPauseLayer {
+    ServerPauseLayer::per_host()
 }
 
 /// The retry policy of [`http_client()`]: [`RetryPolicy::default()`] (whose classifier is
@@ -126,10 +143,12 @@ pub fn default_retry_policy() -> RetryPolicy {
     RetryPolicy::default()
 }
 
-/// The breaker of [`http_client()`]: [`CircuitBreakerLayer::new()`] (whose classifier is
-/// [`Classifier::default()`](resile_classify::Classifier)).
-pub fn default_breaker() -> CircuitBreakerLayer {
-    CircuitBreakerLayer::new()
+/// The breaker of [`http_client()`]: one breaker per host ([`ByAuthority`]), each with the
+/// defaults of [`CircuitBreakerLayer::new()`], in a table of [`DEFAULT_HOSTS`].
+pub fn default_breaker() -> KeyedCircuitBreakerLayer<ByAuthority> {
+    CircuitBreakerLayer::builder()
+        .build_keyed(ByAuthority, DEFAULT_HOSTS)
+        .unwrap_or_else(|e| unreachable!("the default breaker is valid: {e}"))
 }
 
 /// An HTTP client stack with the defaults: see the [module documentation](self).
@@ -137,51 +156,51 @@ pub fn default_breaker() -> CircuitBreakerLayer {
 /// Every piece is replaceable and removable; the order is fixed.
 pub fn http_client() -> ClientStack {
     ClientStack {
-        retry: RetryLayer::new(default_retry_policy()),
-        breaker: default_breaker(),
-        limiter: default_limiter(),
-        timeout: AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
+        layers: Layers {
+            retry: RetryLayer::new(default_retry_policy()),
+            breaker: default_breaker(),
+            limiter: default_limiter(),
+            timeout: AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
+        },
     }
 }
 
-/// A client stack: retry → circuit breaker → rate limiter → per-attempt timeout → the service.
+/// The four layers of a [`ClientStack`], outermost first.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Layers<R, B, L, T> {
+    /// The retry layer (outermost).
+    pub retry: R,
+    /// The circuit breaker.
+    pub breaker: B,
+    /// The rate limiter (by default, the per-host server pause).
+    pub limiter: L,
+    /// The per-attempt timeout (innermost).
+    pub timeout: T,
+}
+
+/// A client stack: retry → circuit breaker → limiter → per-attempt timeout → the service.
 ///
-/// A `Clone + Debug` [`Layer`]: every service it wraps shares the breaker, the limiter and the
+/// A `Clone + Debug` [`Layer`]: every service it wraps shares the breakers, the pauses and the
 /// retry budget of its pieces (they are `Arc`s inside). Built by [`http_client()`]; the type
 /// parameters are the four pieces, [`Identity`] for a removed one.
 ///
 /// # Default
 ///
 /// See the [module documentation](self).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClientStack<
     R = RetryLayer,
-    B = CircuitBreakerLayer,
-    L = RateLimitLayer,
+    B = KeyedCircuitBreakerLayer<ByAuthority>,
+    L = ServerPauseLayer,
     T = AttemptTimeoutLayer,
 > {
-    retry: R,
-    breaker: B,
-    limiter: L,
-    timeout: T,
+    layers: Layers<R, B, L, T>,
 }
 
 impl Default for ClientStack {
     fn default() -> Self {
         http_client()
-    }
-}
-
-impl<R: fmt::Debug, B: fmt::Debug, L: fmt::Debug, T: fmt::Debug> fmt::Debug
-    for ClientStack<R, B, L, T>
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientStack")
-            .field("retry", &self.retry)
-            .field("breaker", &self.breaker)
-            .field("limiter", &self.limiter)
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 
@@ -193,11 +212,19 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
 
     /// Any layer in the retry position (outermost).
     pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T> {
+        let Layers {
+            breaker,
+            limiter,
+            timeout,
+            ..
+        } = self.layers;
         ClientStack {
-            retry: layer,
-            breaker: self.breaker,
-            limiter: self.limiter,
-            timeout: self.timeout,
+            layers: Layers {
+                retry: layer,
+                breaker,
+                limiter,
+                timeout,
+            },
         }
     }
 
@@ -206,14 +233,22 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
         self.retry_layer(Identity::new())
     }
 
-    /// Uses `layer`'s breaker (keep [`CircuitBreakerLayer::handle`] to watch or control it). Any
-    /// layer fits here, such as a `KeyedCircuitBreakerLayer` for one breaker per host.
+    /// Uses `layer` as the breaker: a [`CircuitBreakerLayer`] for one breaker for the whole
+    /// client, a [`KeyedCircuitBreakerLayer`] with other settings, or any layer.
     pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T> {
+        let Layers {
+            retry,
+            limiter,
+            timeout,
+            ..
+        } = self.layers;
         ClientStack {
-            retry: self.retry,
-            breaker: layer,
-            limiter: self.limiter,
-            timeout: self.timeout,
+            layers: Layers {
+                retry,
+                breaker: layer,
+                limiter,
+                timeout,
+            },
         }
     }
 
@@ -222,19 +257,27 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
         self.circuit_breaker(Identity::new())
     }
 
-    /// Uses `layer` as the rate limiter (e.g. a [`RateLimitLayer`] with the server's published
-    /// quota, or one on a Redis store shared by several processes).
+    /// Uses `layer` as the limiter: a [`RateLimitLayer`](resile_ratelimit::RateLimitLayer) with
+    /// the server's published quota (it obeys the server's pauses too), one on a Redis store
+    /// shared by several processes, [`ServerPauseLayer::client_wide()`], or any layer.
     pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T> {
+        let Layers {
+            retry,
+            breaker,
+            timeout,
+            ..
+        } = self.layers;
         ClientStack {
-            retry: self.retry,
-            breaker: self.breaker,
-            limiter: layer,
-            timeout: self.timeout,
+            layers: Layers {
+                retry,
+                breaker,
+                limiter: layer,
+                timeout,
+            },
         }
     }
 
-    /// No rate limiter (server `429` hints are then honoured per request by the retry layer
-    /// only).
+    /// No limiter (server `429` hints are then honoured per request by the retry layer only).
     pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T> {
         self.rate_limit(Identity::new())
     }
@@ -246,11 +289,19 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
 
     /// Any layer in the per-attempt timeout position (innermost).
     pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2> {
+        let Layers {
+            retry,
+            breaker,
+            limiter,
+            ..
+        } = self.layers;
         ClientStack {
-            retry: self.retry,
-            breaker: self.breaker,
-            limiter: self.limiter,
-            timeout: layer,
+            layers: Layers {
+                retry,
+                breaker,
+                limiter,
+                timeout: layer,
+            },
         }
     }
 
@@ -259,31 +310,29 @@ impl<R, B, L, T> ClientStack<R, B, L, T> {
         self.attempt_timeout_layer(Identity::new())
     }
 
-    /// The retry piece.
-    pub fn retry_piece(&self) -> &R {
-        &self.retry
+    /// The four layers.
+    pub fn layers(&self) -> &Layers<R, B, L, T> {
+        &self.layers
     }
 
-    /// The breaker piece.
-    pub fn breaker_piece(&self) -> &B {
-        &self.breaker
+    /// The four layers, by value.
+    pub fn into_layers(self) -> Layers<R, B, L, T> {
+        self.layers
     }
+}
 
-    /// The limiter piece.
-    pub fn limiter_piece(&self) -> &L {
-        &self.limiter
-    }
-
-    /// The timeout piece.
-    pub fn timeout_piece(&self) -> &T {
-        &self.timeout
+impl<R, K, C, L, T> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T> {
+    /// The handle of the stack's per-host breakers: each host's state, the metrics of all, and
+    /// their transitions.
+    pub fn breaker_handle(&self) -> KeyedHandle {
+        self.layers.breaker.handle()
     }
 }
 
 impl<R, C, L, T> ClientStack<R, CircuitBreakerLayer<C>, L, T> {
-    /// The handle of the stack's breaker: its state, metrics and transitions.
+    /// The handle of the stack's client-wide breaker: its state, metrics and transitions.
     pub fn breaker_handle(&self) -> BreakerHandle {
-        self.breaker.handle()
+        self.layers.breaker.handle()
     }
 }
 
@@ -297,9 +346,10 @@ where
     type Service = R::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner = self.timeout.layer(inner);
-        let inner = self.limiter.layer(inner);
-        let inner = self.breaker.layer(inner);
-        self.retry.layer(inner)
+        let l = &self.layers;
+        let inner = l.timeout.layer(inner);
+        let inner = l.limiter.layer(inner);
+        let inner = l.breaker.layer(inner);
+        l.retry.layer(inner)
     }
 }

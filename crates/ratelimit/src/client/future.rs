@@ -10,8 +10,6 @@ use pin_project_lite::pin_project;
 use resile_classify::ResponseLike;
 
 use super::layer::Shared;
-use super::policy::hint_of;
-use super::registry;
 use crate::store::{BoxError, Store};
 
 pin_project! {
@@ -21,19 +19,9 @@ pin_project! {
         #[pin]
         state: State<F>,
         // Who to pause when the response carries a server hint.
-        hints: Hints<St, K>,
+        // The layer to pause, when it obeys hints.
+        hints: Option<Arc<Shared<St, K>>>,
     }
-}
-
-/// How a response future reaches its layer for a server hint.
-pub(crate) enum Hints<St, K> {
-    /// Hints are ignored.
-    Ignored,
-    /// A pacing layer: its shared state.
-    Shared(Arc<Shared<St, K>>),
-    /// A hints-only layer: its id in the [`registry`](super::registry), looked up only for a
-    /// response that carries a hint.
-    Registered(u64),
 }
 
 pin_project! {
@@ -46,7 +34,7 @@ pin_project! {
 
 impl<F, St, K> ResponseFuture<F, St, K> {
     #[inline(always)]
-    pub(crate) fn called(fut: F, hints: Hints<St, K>) -> Self {
+    pub(crate) fn called(fut: F, hints: Option<Arc<Shared<St, K>>>) -> Self {
         ResponseFuture {
             state: State::Called { fut },
             hints,
@@ -56,7 +44,7 @@ impl<F, St, K> ResponseFuture<F, St, K> {
     pub(crate) fn failed(err: BoxError) -> Self {
         ResponseFuture {
             state: State::Failed { err: Some(err) },
-            hints: Hints::Ignored,
+            hints: None,
         }
     }
 }
@@ -76,18 +64,10 @@ where
         match this.state.project() {
             StateProj::Called { fut } => {
                 let res = ready!(fut.poll(cx)).map_err(Into::into)?;
-                match std::mem::replace(this.hints, Hints::Ignored) {
-                    Hints::Ignored => {}
-                    Hints::Shared(shared) => {
-                        if let Some(pause) = shared.hints.pause_for(&res) {
-                            tracing::debug!(?pause, status = %res.status(), "rate limit: server asked to slow down, pausing the limiter");
-                            shared.pause(pause);
-                        }
-                    }
-                    Hints::Registered(id) => {
-                        if let Some(hint) = hint_of(&res) {
-                            registry::pause(id, hint);
-                        }
+                if let Some(shared) = this.hints.take() {
+                    if let Some(pause) = shared.hints.pause_for(&res) {
+                        tracing::debug!(?pause, status = %res.status(), "rate limit: server asked to slow down, pausing the limiter");
+                        shared.pause(pause);
                     }
                 }
                 Poll::Ready(Ok(res))
@@ -102,7 +82,7 @@ where
 impl<F, St, K> fmt::Debug for ResponseFuture<F, St, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("obeys_hints", &!matches!(self.hints, Hints::Ignored))
+            .field("obeys_hints", &self.hints.is_some())
             .finish_non_exhaustive()
     }
 }

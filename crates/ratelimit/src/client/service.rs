@@ -13,9 +13,8 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::error::{NotReady, WaitTooLong};
-use super::future::{Hints, ResponseFuture};
+use super::future::ResponseFuture;
 use super::layer::Shared;
-use super::pause::{deadline_after, PauseCheck, ServerPause};
 use crate::gcra::Decision;
 use crate::store::{BoxError, Store, StoreError};
 
@@ -29,9 +28,6 @@ enum Permit<F> {
     Reserving(Box<F>),
     /// A slot is reserved; sleeping until it begins.
     Waiting,
-    /// Hints-only: sleeping until a server's pause ends (then it is checked again), first
-    /// waiting at `started`.
-    Paused { started: Instant },
     /// A permit is held: `call` may go.
     Held,
     /// `call` must fail with this error (wait too long, store failure).
@@ -55,11 +51,6 @@ enum Permit<F> {
 /// - *Bounded*: if the slot is further away than the maximum wait, nothing is reserved and the
 ///   next `call` fails at once with [`WaitTooLong`] (tower's `LoadShed` style: `poll_ready` says
 ///   ready so the error reaches the caller of `call`). A store error fails the call the same way.
-///
-/// A [`hints_only`](super::RateLimitLayer::hints_only) layer reserves nothing: `poll_ready`
-/// reads the server's pause (one atomic load) and, only while one is in force, sleeps until it
-/// ends (or fails the call at once if that is past the maximum wait), then polls the inner
-/// service.
 ///
 /// Sleeping needs a tokio runtime with its time driver.
 pub struct RateLimit<S, St: Store<K>, K> {
@@ -91,7 +82,13 @@ impl<S, St: Store<K>, K> RateLimit<S, St, K> {
     }
 
     fn wait_until(&mut self, wait: Duration) {
-        sleep_until(&mut self.sleep, deadline_after(Instant::now(), wait));
+        // A wait past tokio's range is, for any practical purpose, "never".
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(wait)
+            .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+            .unwrap_or(now);
+        sleep_until(&mut self.sleep, deadline);
         self.permit = Permit::Waiting;
     }
 }
@@ -101,37 +98,6 @@ fn sleep_until(sleep: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) {
     match sleep {
         Some(sleep) => sleep.as_mut().reset(deadline),
         None => *sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-    }
-}
-
-/// Hints-only: the permit state for a request, having first waited at `started` (if it already
-/// has). While no pause is in force this is one atomic load: no clock read, nothing written.
-fn hold_for_pause<F>(
-    pause: &ServerPause,
-    started: Option<Instant>,
-    max_wait: Duration,
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-) -> Permit<F> {
-    let until = pause.until();
-    if until == 0 {
-        return Permit::Held;
-    }
-    let now = Instant::now();
-    match pause.check(until, now) {
-        PauseCheck::Clear => Permit::Held,
-        PauseCheck::Wait { wait, deadline } => {
-            let started = started.unwrap_or(now);
-            let total = now.saturating_duration_since(started).saturating_add(wait);
-            if total > max_wait {
-                tracing::debug!(wait = ?total, ?max_wait, "rate limit: server's pause past the maximum wait, failing fast");
-                return Permit::Rejected(Some(Box::new(WaitTooLong {
-                    wait: total,
-                    max_wait,
-                })));
-            }
-            sleep_until(sleep, deadline);
-            Permit::Paused { started }
-        }
     }
 }
 
@@ -148,30 +114,14 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The path of almost every call to a hints-only layer: no permit yet, no pause in force.
-        if let Permit::Idle = self.permit {
-            if let Some(pause) = &self.shared.hints_only {
-                if pause.until() == 0 {
-                    // The old value is `Idle`, which owns nothing: forgetting it skips the drop
-                    // glue of the whole enum.
-                    mem::forget(mem::replace(&mut self.permit, Permit::Held));
-                    return self.inner.poll_ready(cx).map_err(Into::into);
-                }
-            }
-        }
         self.poll_permit(cx)
     }
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         if let Permit::Held = self.permit {
-            // `Held` owns nothing (see `poll_ready`).
-            mem::forget(mem::replace(&mut self.permit, Permit::Idle));
-            let hints = match self.shared.registered {
-                Some(id) => Hints::Registered(id),
-                None if self.shared.hints.enabled => Hints::Shared(Arc::clone(&self.shared)),
-                None => Hints::Ignored,
-            };
+            self.permit = Permit::Idle;
+            let hints = self.shared.hints.enabled.then(|| Arc::clone(&self.shared));
             return ResponseFuture::called(self.inner.call(req), hints);
         }
         self.call_without_permit()
@@ -231,17 +181,10 @@ where
             match &mut self.permit {
                 Permit::Idle => {
                     let s = &*self.shared;
-                    match &s.hints_only {
-                        None => {
-                            let mut fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
-                            match Pin::new(&mut fut).poll(cx) {
-                                Poll::Ready(decided) => self.decided(decided),
-                                Poll::Pending => self.permit = Permit::Reserving(Box::new(fut)),
-                            }
-                        }
-                        Some(pause) => {
-                            self.permit = hold_for_pause(pause, None, s.max_wait, &mut self.sleep);
-                        }
+                    let mut fut = s.store.reserve(&s.key, &s.quota, s.cost, s.max_wait);
+                    match Pin::new(&mut fut).poll(cx) {
+                        Poll::Ready(decided) => self.decided(decided),
+                        Poll::Pending => self.permit = Permit::Reserving(Box::new(fut)),
                     }
                 }
                 Permit::Reserving(fut) => {
@@ -253,20 +196,6 @@ where
                         ready!(sleep.as_mut().poll(cx));
                     }
                     self.permit = Permit::Held;
-                }
-                Permit::Paused { started } => {
-                    let started = *started;
-                    if let Some(sleep) = &mut self.sleep {
-                        ready!(sleep.as_mut().poll(cx));
-                    }
-                    // Check again: a server may have extended the pause meanwhile.
-                    let s = &*self.shared;
-                    self.permit = match &s.hints_only {
-                        Some(pause) => {
-                            hold_for_pause(pause, Some(started), s.max_wait, &mut self.sleep)
-                        }
-                        None => Permit::Held,
-                    };
                 }
                 Permit::Held => return self.inner.poll_ready(cx).map_err(Into::into),
                 Permit::Rejected(_) => return Poll::Ready(Ok(())),
@@ -296,13 +225,11 @@ impl<S: fmt::Debug, St: Store<K>, K: fmt::Debug> fmt::Debug for RateLimit<S, St,
             Permit::Idle => "idle",
             Permit::Reserving(_) => "reserving",
             Permit::Waiting => "waiting",
-            Permit::Paused { .. } => "paused",
             Permit::Held => "held",
             Permit::Rejected(_) => "rejected",
         };
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
-            .field("hints_only", &self.shared.hints_only.is_some())
             .field("quota", &self.shared.quota)
             .field("key", &self.shared.key)
             .field("permit", &permit)

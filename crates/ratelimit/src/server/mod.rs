@@ -11,6 +11,6 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
-pub use policy::{AllRequests, Fallback, HeaderKey, KeyOf, PeerIp, RequestHead};
-pub use resile_classify::key::KeyExtractor;
+pub use policy::{Fallback, HeaderKey, KeyOf, PeerIp, RequestHead};
+pub use resile_classify::key::{AllRequests, KeyExtractor};
 pub use service::Throttle;

@@ -136,18 +136,6 @@ impl KeyExtractor<RequestHead<'_>> for HeaderKey {
     }
 }
 
-/// One bucket for every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AllRequests;
-
-impl KeyExtractor<RequestHead<'_>> for AllRequests {
-    type Key = ();
-
-    fn extract(&self, _req: &RequestHead<'_>) -> Option<()> {
-        Some(())
-    }
-}
-
 /// What the server layer does with a request it cannot decide for (no key, or the store failed).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {

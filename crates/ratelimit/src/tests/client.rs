@@ -17,7 +17,7 @@ use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
 use super::{nz, FailingStore, SlowStore};
-use crate::client::{NotReady, ServerHints, WaitTooLong};
+use crate::client::{NotReady, PausePolicy, WaitTooLong};
 use crate::clock::TokioClock;
 use crate::{MemoryStore, Quota, RateLimitLayer, StoreError};
 
@@ -198,7 +198,7 @@ async fn hints_only_from_429_and_503_and_only_when_obeyed() {
 
     let ignoring = RateLimitLayer::builder(Quota::per_second(nz(100)))
         .clock(TokioClock::new())
-        .server_hints(ServerHints::ignore())
+        .pause_policy(PausePolicy::ignore())
         .build();
     let mut svc = ignoring.layer(scripted(vec![(StatusCode::TOO_MANY_REQUESTS, Some("5"))]));
     send(&mut svc).await.unwrap();
@@ -211,7 +211,7 @@ async fn an_absurd_hint_is_cut_and_then_fails_fast() {
     let layer = RateLimitLayer::builder(Quota::per_second(nz(100)))
         .clock(TokioClock::new())
         .max_wait(Duration::from_secs(30))
-        .server_hints(ServerHints::obey(Duration::from_secs(60)))
+        .pause_policy(PausePolicy::obey(Duration::from_secs(60)))
         .build();
     let mut svc = layer.layer(scripted(vec![(
         StatusCode::TOO_MANY_REQUESTS,

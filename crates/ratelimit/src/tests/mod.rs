@@ -4,7 +4,6 @@ mod client;
 mod concurrency;
 mod exactness;
 mod gcra;
-mod hints_only;
 mod keyed;
 mod server;
 

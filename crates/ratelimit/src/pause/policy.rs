@@ -1,49 +1,53 @@
-//! What the client layer reads from responses: the server's "slow down".
+//! What a client reads from responses: the server's "slow down".
 
 use std::time::Duration;
 
 use http::StatusCode;
 use resile_classify::ResponseLike;
 
-/// How the client layer obeys servers.
+#[cfg(doc)]
+use super::ServerPauseLayer;
+
+/// How a client obeys servers that say "slow down": the policy of [`ServerPauseLayer`] and of
+/// [`RateLimitLayer`](crate::RateLimitLayer).
 ///
-/// The layer reads a response through [`ResponseLike`] (its status and headers), implemented for
+/// A layer reads a response through [`ResponseLike`] (its status and headers), implemented for
 /// `http::Response<B>` and, with the `reqwest` feature, `reqwest::Response`. A `429 Too Many
 /// Requests` or `503 Service Unavailable` whose headers carry a server hint (`Retry-After`,
 /// `retry-after-ms`, the IETF `RateLimit` field, `X-RateLimit-Reset`, as read by
-/// [`resile_retry_after::server_hint`]) pauses the shared limiter.
+/// [`resile_retry_after::server_hint`]) asks for a pause.
 ///
 /// # Default
 ///
 /// Enabled for `429` and `503`; pauses longer than 10 minutes are cut to 10 minutes (a server,
 /// or a man in the middle, cannot lock every caller out for days with one header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerHints {
+pub struct PausePolicy {
     pub(crate) enabled: bool,
     pub(crate) max_pause: Duration,
 }
 
-impl Default for ServerHints {
+impl Default for PausePolicy {
     fn default() -> Self {
-        ServerHints {
+        PausePolicy {
             enabled: true,
             max_pause: Duration::from_secs(600),
         }
     }
 }
 
-impl ServerHints {
+impl PausePolicy {
     /// Obey hints, pausing at most `max_pause` per hint.
-    pub fn obey(max_pause: Duration) -> ServerHints {
-        ServerHints {
+    pub fn obey(max_pause: Duration) -> PausePolicy {
+        PausePolicy {
             enabled: true,
             max_pause,
         }
     }
 
     /// Ignore hints: only the local quota paces requests.
-    pub fn ignore() -> ServerHints {
-        ServerHints {
+    pub fn ignore() -> PausePolicy {
+        PausePolicy {
             enabled: false,
             max_pause: Duration::ZERO,
         }
