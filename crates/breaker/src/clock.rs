@@ -6,49 +6,12 @@
 //! policies never reads it.
 
 use std::fmt;
-use std::time::Instant;
-
-/// A monotonic clock.
-///
-/// Implemented for [`TokioClock`] (the default) and for any `Fn() -> Instant + Send + Sync`
-/// closure, so tests and simulations can drive time by hand.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant. Must never go backwards.
-    fn now(&self) -> Instant;
-}
-
-/// `tokio::time::Instant::now()`: the wall of monotonic time, which follows tokio's paused test
-/// clock (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`) and falls back to
-/// `std::time::Instant` outside a runtime.
-///
-/// # Default
-///
-/// The clock of every breaker unless [`clock`](crate::CircuitBreakerBuilder::clock) says
-/// otherwise.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
-
-impl Clock for TokioClock {
-    #[inline]
-    fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
-    }
-}
-
-impl<F> Clock for F
-where
-    F: Fn() -> Instant + Send + Sync + 'static,
-{
-    #[inline]
-    fn now(&self) -> Instant {
-        self()
-    }
-}
+pub use resile_classify::clock::{Clock, TokioClock};
 
 /// A shared clock with its origin: the breaker keeps times as milliseconds since `origin`.
 pub(crate) struct Ticker {
     clock: Box<dyn Clock>,
-    origin: Instant,
+    origin: u64,
 }
 
 impl Ticker {
@@ -60,13 +23,9 @@ impl Ticker {
     /// Milliseconds since the origin.
     #[inline]
     pub(crate) fn now(&self) -> Tick {
-        let d = self.clock.now().saturating_duration_since(self.origin);
-        let floor = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let ceil = if d.subsec_nanos().is_multiple_of(1_000_000) {
-            floor
-        } else {
-            floor.saturating_add(1)
-        };
+        let ns = self.clock.now().saturating_sub(self.origin);
+        let floor = ns / 1_000_000;
+        let ceil = floor + u64::from(!ns.is_multiple_of(1_000_000));
         Tick { floor, ceil }
     }
 }

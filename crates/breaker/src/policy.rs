@@ -432,7 +432,7 @@ impl<C> CircuitBreakerBuilder<C> {
     }
 
     pub(crate) fn take_clock(&mut self) -> Box<dyn Clock> {
-        self.clock.take().unwrap_or_else(|| Box::new(TokioClock))
+        self.clock.take().unwrap_or_else(|| Box::new(TokioClock::new()))
     }
 }
 

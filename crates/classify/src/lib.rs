@@ -65,6 +65,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 pub use resile_retry_after::{HintSource, ServerHint};
 
+pub mod clock;
 mod error;
 pub mod key;
 mod traits;

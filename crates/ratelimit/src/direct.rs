@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::clock::{Clock, DefaultClock};
+use crate::clock::{nanos, Clock, DefaultClock};
 use crate::gcra::{Decision, InsufficientCapacity, Quota};
 use crate::state::Tat;
 use crate::store::{Store, StoreError};
@@ -13,13 +13,6 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
-
-#[inline]
-pub(crate) fn nanos(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
 
 /// The in-memory state of a single rate-limited key: one `AtomicU64` and a clock.
 ///

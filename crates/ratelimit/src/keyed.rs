@@ -13,7 +13,8 @@ use std::time::Duration;
 use hashbrown::HashTable;
 
 use crate::clock::{Clock, DefaultClock};
-use crate::direct::{nanos, Padded};
+use crate::clock::nanos;
+use crate::direct::Padded;
 use crate::gcra::{Decision, InsufficientCapacity, Quota};
 use crate::state::Tat;
 use crate::store::{Store, StoreError};

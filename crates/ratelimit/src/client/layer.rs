@@ -8,7 +8,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::service::RateLimit;
-use crate::clock::{Clock, DefaultClock};
+use crate::clock::{Clock, TokioClock};
 use crate::direct::MemoryStore;
 use crate::gcra::Quota;
 use crate::pause::PausePolicy;
@@ -55,7 +55,8 @@ where
 ///
 /// # Default
 ///
-/// In-memory store on the [`DefaultClock`]; cost 1 per request; maximum wait 30 s; server hints
+/// In-memory store on the [`TokioClock`] (the clock its waits sleep on, so tokio's paused test
+/// clock moves both); cost 1 per request; maximum wait 30 s; server hints
 /// obeyed for 429/503 up to 10 minutes.
 ///
 /// # Example
@@ -82,7 +83,7 @@ where
 /// # Ok(())
 /// # }
 /// ```
-pub struct RateLimitLayer<St = MemoryStore<DefaultClock>, K = ()> {
+pub struct RateLimitLayer<St = MemoryStore<TokioClock>, K = ()> {
     shared: Arc<Shared<St, K>>,
 }
 
@@ -95,7 +96,7 @@ impl RateLimitLayer {
     /// A builder for `quota`, starting from the default configuration.
     pub fn builder(quota: Quota) -> RateLimitLayerBuilder {
         RateLimitLayerBuilder {
-            store: MemoryStore::new(),
+            store: MemoryStore::with_clock(TokioClock::new()),
             key: (),
             quota,
             cost: NonZeroU32::MIN,
@@ -151,7 +152,7 @@ impl<S, St: Store<K>, K> Layer<S> for RateLimitLayer<St, K> {
 }
 
 /// Builds a [`RateLimitLayer`]; see its `# Default`.
-pub struct RateLimitLayerBuilder<St = MemoryStore<DefaultClock>, K = ()> {
+pub struct RateLimitLayerBuilder<St = MemoryStore<TokioClock>, K = ()> {
     store: St,
     key: K,
     quota: Quota,

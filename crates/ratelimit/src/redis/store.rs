@@ -17,7 +17,7 @@ use super::metrics::{bump, Counters, RedisMetrics};
 use super::policy::{closed_decision, open_decision, OnFailure};
 use super::script::{self, Op};
 use crate::clock::{Clock, MonotonicClock};
-use crate::direct::nanos;
+use crate::clock::nanos;
 use crate::gcra::{Decision, Quota};
 use crate::keyed::KeyedStore;
 use crate::store::{Store, StoreError};
