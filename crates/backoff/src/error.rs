@@ -9,7 +9,7 @@ use std::time::Duration;
 /// afterwards. Everything it refuses is listed here, checked in this order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum BackoffConfigError {
     /// The multiplier is NaN or infinite.
     MultiplierNotFinite {
         /// The multiplier that was given.
@@ -35,17 +35,19 @@ pub enum BuildError {
     },
 }
 
-impl fmt::Display for BuildError {
+impl fmt::Display for BackoffConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::MultiplierNotFinite { multiplier } => {
+            BackoffConfigError::MultiplierNotFinite { multiplier } => {
                 write!(f, "backoff multiplier must be finite, got {multiplier}")
             }
-            BuildError::MultiplierBelowOne { multiplier } => {
+            BackoffConfigError::MultiplierBelowOne { multiplier } => {
                 write!(f, "backoff multiplier must be at least 1, got {multiplier}")
             }
-            BuildError::ZeroInitial => f.write_str("initial backoff delay must not be zero"),
-            BuildError::MaxDelayBelowInitial { initial, max_delay } => write!(
+            BackoffConfigError::ZeroInitial => {
+                f.write_str("initial backoff delay must not be zero")
+            }
+            BackoffConfigError::MaxDelayBelowInitial { initial, max_delay } => write!(
                 f,
                 "max_delay ({max_delay:?}) must not be shorter than the initial delay ({initial:?})"
             ),
@@ -53,19 +55,19 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BackoffConfigError {}
 
-impl BuildError {
+impl BackoffConfigError {
     /// The checks every strategy makes of its starting delay and its cap.
     pub(crate) fn check_initial_and_cap(
         initial: Duration,
         max_delay: Duration,
-    ) -> Result<(), BuildError> {
+    ) -> Result<(), BackoffConfigError> {
         if initial.is_zero() {
-            return Err(BuildError::ZeroInitial);
+            return Err(BackoffConfigError::ZeroInitial);
         }
         if max_delay < initial {
-            return Err(BuildError::MaxDelayBelowInitial { initial, max_delay });
+            return Err(BackoffConfigError::MaxDelayBelowInitial { initial, max_delay });
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::{Backoff, BuildError};
+use crate::{Backoff, BackoffConfigError};
 
 /// How a delay is randomised around (or below) the exponential curve.
 ///
@@ -126,22 +126,22 @@ impl ExponentialBuilder {
     ///
     /// # Errors
     ///
-    /// - [`BuildError::MultiplierNotFinite`] if the multiplier is NaN or infinite;
-    /// - [`BuildError::MultiplierBelowOne`] if it is below 1;
-    /// - [`BuildError::ZeroInitial`] if the initial delay is zero;
-    /// - [`BuildError::MaxDelayBelowInitial`] if `max_delay < initial`.
-    pub fn build(&self) -> Result<Exponential, BuildError> {
+    /// - [`BackoffConfigError::MultiplierNotFinite`] if the multiplier is NaN or infinite;
+    /// - [`BackoffConfigError::MultiplierBelowOne`] if it is below 1;
+    /// - [`BackoffConfigError::ZeroInitial`] if the initial delay is zero;
+    /// - [`BackoffConfigError::MaxDelayBelowInitial`] if `max_delay < initial`.
+    pub fn build(&self) -> Result<Exponential, BackoffConfigError> {
         if !self.multiplier.is_finite() {
-            return Err(BuildError::MultiplierNotFinite {
+            return Err(BackoffConfigError::MultiplierNotFinite {
                 multiplier: self.multiplier,
             });
         }
         if self.multiplier < 1.0 {
-            return Err(BuildError::MultiplierBelowOne {
+            return Err(BackoffConfigError::MultiplierBelowOne {
                 multiplier: self.multiplier,
             });
         }
-        BuildError::check_initial_and_cap(self.initial, self.max_delay)?;
+        BackoffConfigError::check_initial_and_cap(self.initial, self.max_delay)?;
         Ok(Exponential::from_checked(self))
     }
 }
@@ -192,7 +192,7 @@ impl ExponentialBuilder {
 ///
 /// backoff.reset();
 /// assert_eq!(backoff.next_delay(), Some(Duration::from_millis(100)));
-/// # Ok::<(), resile_backoff::BuildError>(())
+/// # Ok::<(), resile_backoff::BackoffConfigError>(())
 /// ```
 pub struct Exponential {
     /// The un-jittered delay of the next call in nanoseconds, capped at `max_ns`; for
@@ -621,25 +621,25 @@ mod tests {
         let b = Exponential::builder();
         assert!(matches!(
             b.clone().multiplier(f64::NAN).build(),
-            Err(BuildError::MultiplierNotFinite { multiplier }) if multiplier.is_nan()
+            Err(BackoffConfigError::MultiplierNotFinite { multiplier }) if multiplier.is_nan()
         ));
         assert_eq!(
             b.clone().multiplier(f64::INFINITY).build().unwrap_err(),
-            BuildError::MultiplierNotFinite {
+            BackoffConfigError::MultiplierNotFinite {
                 multiplier: f64::INFINITY
             }
         );
         assert_eq!(
             b.clone().multiplier(0.99).build().unwrap_err(),
-            BuildError::MultiplierBelowOne { multiplier: 0.99 }
+            BackoffConfigError::MultiplierBelowOne { multiplier: 0.99 }
         );
         assert_eq!(
             b.clone().multiplier(-2.0).build().unwrap_err(),
-            BuildError::MultiplierBelowOne { multiplier: -2.0 }
+            BackoffConfigError::MultiplierBelowOne { multiplier: -2.0 }
         );
         assert_eq!(
             b.clone().initial(Duration::ZERO).build().unwrap_err(),
-            BuildError::ZeroInitial
+            BackoffConfigError::ZeroInitial
         );
         assert_eq!(
             b.clone()
@@ -647,7 +647,7 @@ mod tests {
                 .max_delay(ms(9))
                 .build()
                 .unwrap_err(),
-            BuildError::MaxDelayBelowInitial {
+            BackoffConfigError::MaxDelayBelowInitial {
                 initial: ms(10),
                 max_delay: ms(9)
             }

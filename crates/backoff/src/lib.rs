@@ -41,7 +41,7 @@
 //!
 //! // Nonsense is refused, not clamped.
 //! assert!(Exponential::builder().multiplier(0.5).build().is_err());
-//! # Ok::<(), resile_backoff::BuildError>(())
+//! # Ok::<(), resile_backoff::BackoffConfigError>(())
 //! ```
 //!
 //! # Why the cap comes after jitter
@@ -86,7 +86,7 @@ mod retry;
 mod smooth;
 
 pub use constant::Constant;
-pub use error::BuildError;
+pub use error::BackoffConfigError;
 pub use exponential::{Exponential, ExponentialBuilder, Jitter};
 #[cfg(feature = "tokio")]
 pub use retry::{retry, NoNotify, RetryAnyError, RetryFuture};

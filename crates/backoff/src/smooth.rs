@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::exponential::{f64_to_duration, new_rng};
-use crate::{Backoff, BuildError};
+use crate::{Backoff, BackoffConfigError};
 
 /// The curve's steepness near zero (Polly's `pFactor`).
 const P_FACTOR: f64 = 4.0;
@@ -55,7 +55,7 @@ fn median_scale() -> f64 {
 /// assert_eq!(delays.len(), 5);
 /// assert!(delays.iter().all(|d| *d <= Duration::from_secs(10)));
 /// assert_eq!(backoff.next_delay(), None);
-/// # Ok::<(), resile_backoff::BuildError>(())
+/// # Ok::<(), resile_backoff::BackoffConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct SmoothDecorrelated {
@@ -198,10 +198,10 @@ impl SmoothDecorrelatedBuilder {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroInitial`] for a zero median, [`BuildError::MaxDelayBelowInitial`] for a
+    /// [`BackoffConfigError::ZeroInitial`] for a zero median, [`BackoffConfigError::MaxDelayBelowInitial`] for a
     /// cap below the median (the median first delay plays the part of the initial delay).
-    pub fn build(&self) -> Result<SmoothDecorrelated, BuildError> {
-        BuildError::check_initial_and_cap(self.median_first, self.max_delay)?;
+    pub fn build(&self) -> Result<SmoothDecorrelated, BackoffConfigError> {
+        BackoffConfigError::check_initial_and_cap(self.median_first, self.max_delay)?;
         Ok(SmoothDecorrelated {
             scale: self.median_first.as_nanos() as f64 * median_scale(),
             max_delay: self.max_delay,
@@ -319,14 +319,14 @@ mod tests {
                 .median_first(Duration::ZERO)
                 .build()
                 .unwrap_err(),
-            BuildError::ZeroInitial
+            BackoffConfigError::ZeroInitial
         );
         assert!(matches!(
             SmoothDecorrelated::builder()
                 .median_first(Duration::from_secs(2))
                 .max_delay(Duration::from_secs(1))
                 .build(),
-            Err(BuildError::MaxDelayBelowInitial { .. })
+            Err(BackoffConfigError::MaxDelayBelowInitial { .. })
         ));
         // Extreme but valid: a cap of Duration::MAX never overflows.
         let mut huge = SmoothDecorrelated::builder()

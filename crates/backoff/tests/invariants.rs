@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use resile_backoff::{
-    Backoff, BuildError, Constant, Exponential, ExponentialBuilder, Jitter, SmoothDecorrelated,
+    Backoff, BackoffConfigError, Constant, Exponential, ExponentialBuilder, Jitter,
+    SmoothDecorrelated,
 };
 
 /// How many delays each case draws when the backoff has no retry limit.
@@ -270,18 +271,18 @@ proptest! {
             .max_retries(100)
             .build();
         match result {
-            Err(BuildError::MultiplierNotFinite { multiplier: m }) => {
+            Err(BackoffConfigError::MultiplierNotFinite { multiplier: m }) => {
                 prop_assert!(!multiplier.is_finite());
                 prop_assert_eq!(m.to_bits(), multiplier.to_bits());
             }
-            Err(BuildError::MultiplierBelowOne { multiplier: m }) => {
+            Err(BackoffConfigError::MultiplierBelowOne { multiplier: m }) => {
                 prop_assert!(multiplier.is_finite() && multiplier < 1.0);
                 prop_assert_eq!(m, multiplier);
             }
-            Err(BuildError::ZeroInitial) => {
+            Err(BackoffConfigError::ZeroInitial) => {
                 prop_assert!(multiplier.is_finite() && multiplier >= 1.0 && initial.is_zero());
             }
-            Err(BuildError::MaxDelayBelowInitial { initial: i, max_delay: m }) => {
+            Err(BackoffConfigError::MaxDelayBelowInitial { initial: i, max_delay: m }) => {
                 prop_assert!(multiplier.is_finite() && multiplier >= 1.0 && !initial.is_zero());
                 prop_assert!(max < initial);
                 prop_assert_eq!((i, m), (initial, max));
@@ -342,7 +343,7 @@ proptest! {
         match builder.build() {
             Err(e) => {
                 prop_assert!(cap < median);
-                prop_assert_eq!(e, BuildError::MaxDelayBelowInitial { initial: median, max_delay: cap });
+                prop_assert_eq!(e, BackoffConfigError::MaxDelayBelowInitial { initial: median, max_delay: cap });
             }
             Ok(mut backoff) => {
                 let delays: Vec<Duration> = backoff.by_ref().take(1_000).collect();

@@ -5,8 +5,8 @@
 //! time-based failure-rate window. The closed path of the consecutive-failures and count-window
 //! policies never reads it.
 
-use std::fmt;
 pub use resile_classify::clock::{Clock, TokioClock};
+use std::fmt;
 
 /// A shared clock with its origin: the breaker keeps times as milliseconds since `origin`.
 pub(crate) struct Ticker {

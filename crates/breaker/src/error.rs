@@ -74,7 +74,7 @@ impl StdError for BreakerOpen {
 /// A configuration the breaker cannot run with.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum BreakerConfigError {
     /// A consecutive-failures threshold of zero.
     ZeroFailures,
     /// A failure-rate threshold outside `(0, 1]` (or NaN).
@@ -96,27 +96,27 @@ pub enum BuildError {
     InvalidCapacity(usize),
 }
 
-impl fmt::Display for BuildError {
+impl fmt::Display for BreakerConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::ZeroFailures => f.write_str("consecutive failures threshold must be >= 1"),
-            BuildError::InvalidRate(r) => write!(f, "failure rate {r} is not in (0, 1]"),
-            BuildError::InvalidCountWindow(n) => {
+            BreakerConfigError::ZeroFailures => f.write_str("consecutive failures threshold must be >= 1"),
+            BreakerConfigError::InvalidRate(r) => write!(f, "failure rate {r} is not in (0, 1]"),
+            BreakerConfigError::InvalidCountWindow(n) => {
                 write!(f, "count window of {n} calls is not in 1..=1048576")
             }
-            BuildError::InvalidTimeWindow { length, buckets } => write!(
+            BreakerConfigError::InvalidTimeWindow { length, buckets } => write!(
                 f,
                 "time window of {length:?} in {buckets} buckets: buckets must be 1..=128 and at least 1 ms each"
             ),
-            BuildError::InvalidProbes(n) => {
+            BreakerConfigError::InvalidProbes(n) => {
                 write!(f, "half-open probes {n} is not in 1..=1048575")
             }
-            BuildError::InvalidCloseAfter(n) => {
+            BreakerConfigError::InvalidCloseAfter(n) => {
                 write!(f, "successes to close {n} is not in 1..=1048575")
             }
-            BuildError::InvalidCapacity(n) => write!(f, "key capacity {n} is not in 1..=16777216"),
+            BreakerConfigError::InvalidCapacity(n) => write!(f, "key capacity {n} is not in 1..=16777216"),
         }
     }
 }
 
-impl StdError for BuildError {}
+impl StdError for BreakerConfigError {}

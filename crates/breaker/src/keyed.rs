@@ -41,7 +41,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::clock::Ticker;
-use crate::error::BuildError;
+use crate::error::BreakerConfigError;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::{Metrics, Subscription, Transition};
 use crate::policy::{CircuitBreakerBuilder, ClassifyOutcome};
@@ -227,19 +227,19 @@ impl<C> CircuitBreakerBuilder<C> {
     ///
     /// # Errors
     ///
-    /// Those of [`build`](Self::build), and [`BuildError::InvalidCapacity`] for a capacity of 0
+    /// Those of [`build`](Self::build), and [`BreakerConfigError::InvalidCapacity`] for a capacity of 0
     /// or above 2^24.
     pub fn build_keyed<K>(
         mut self,
         keys: K,
         capacity: usize,
-    ) -> Result<KeyedCircuitBreakerLayer<K, C>, BuildError>
+    ) -> Result<KeyedCircuitBreakerLayer<K, C>, BreakerConfigError>
     where
         C: Send + Sync + 'static,
     {
         let (policy, spec) = self.check()?;
         if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(BuildError::InvalidCapacity(capacity));
+            return Err(BreakerConfigError::InvalidCapacity(capacity));
         }
         let capacity = capacity.next_power_of_two();
         let slots: Box<[Core]> = (0..capacity)

@@ -7,7 +7,7 @@ use resile_classify::Classifier;
 use tower_layer::Layer;
 
 use crate::clock::Ticker;
-use crate::error::BuildError;
+use crate::error::BreakerConfigError;
 use crate::handle::BreakerHandle;
 use crate::policy::{CircuitBreakerBuilder, WindowSpec};
 use crate::service::CircuitBreaker;
@@ -80,9 +80,9 @@ impl<C> CircuitBreakerBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`BuildError`] if a number is out of range: zero consecutive failures, a failure rate
+    /// [`BreakerConfigError`] if a number is out of range: zero consecutive failures, a failure rate
     /// outside `(0, 1]`, an empty or oversized window, zero probes or successes to close.
-    pub fn build(self) -> Result<CircuitBreakerLayer<C>, BuildError>
+    pub fn build(self) -> Result<CircuitBreakerLayer<C>, BreakerConfigError>
     where
         C: Send + Sync + 'static,
     {

@@ -108,7 +108,7 @@ mod tests;
 mod loom_tests;
 
 pub use clock::{Clock, TokioClock};
-pub use error::{BreakerOpen, BuildError};
+pub use error::{BreakerConfigError, BreakerOpen};
 pub use future::ResponseFuture;
 pub use handle::{BreakerHandle, Metrics, Subscription, Transition};
 pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, KeyedHandle};
@@ -121,5 +121,4 @@ pub use resile_classify::{BreakerVerdict, Classifier};
 pub use service::CircuitBreaker;
 pub use state::State;
 
-/// The error type of the breaker's services: `tower::BoxError`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use resile_classify::BoxError;

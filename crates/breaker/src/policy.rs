@@ -39,7 +39,7 @@ use resile_backoff::{Backoff, Constant, Exponential, Jitter};
 use resile_classify::{BreakerVerdict, Classifier, Outcome, ResponseLike};
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::BuildError;
+use crate::error::BreakerConfigError;
 use crate::handle::Transition;
 use crate::shared::Listener;
 use crate::state::Window;
@@ -360,9 +360,9 @@ impl<C> CircuitBreakerBuilder<C> {
     }
 
     /// Checks the configuration: the policy numbers and a factory of windows.
-    pub(crate) fn check(&self) -> Result<(Policy, WindowSpec), BuildError> {
+    pub(crate) fn check(&self) -> Result<(Policy, WindowSpec), BreakerConfigError> {
         let (trip, spec) = match self.trip {
-            TripPolicy::ConsecutiveFailures(0) => return Err(BuildError::ZeroFailures),
+            TripPolicy::ConsecutiveFailures(0) => return Err(BreakerConfigError::ZeroFailures),
             TripPolicy::ConsecutiveFailures(n) => {
                 (Trip::Consecutive(u64::from(n)), WindowSpec::None)
             }
@@ -372,13 +372,13 @@ impl<C> CircuitBreakerBuilder<C> {
                 min_calls,
             } => {
                 if !(threshold > 0.0 && threshold <= 1.0) {
-                    return Err(BuildError::InvalidRate(threshold));
+                    return Err(BreakerConfigError::InvalidRate(threshold));
                 }
                 let ppm = ((threshold * 1_000_000.0).ceil() as u64).clamp(1, 1_000_000);
                 let spec = match window {
                     SlidingWindow::Count(n) => {
                         if n == 0 || n > MAX_COUNT_WINDOW {
-                            return Err(BuildError::InvalidCountWindow(n));
+                            return Err(BreakerConfigError::InvalidCountWindow(n));
                         }
                         WindowSpec::Count(n)
                     }
@@ -389,7 +389,7 @@ impl<C> CircuitBreakerBuilder<C> {
                             (length / buckets).as_millis()
                         };
                         if buckets == 0 || buckets > MAX_BUCKETS || bucket_ms == 0 {
-                            return Err(BuildError::InvalidTimeWindow { length, buckets });
+                            return Err(BreakerConfigError::InvalidTimeWindow { length, buckets });
                         }
                         WindowSpec::Time {
                             bucket_ms: u64::try_from(bucket_ms).unwrap_or(u64::MAX),
@@ -407,10 +407,10 @@ impl<C> CircuitBreakerBuilder<C> {
             }
         };
         if self.probes == 0 || self.probes > MAX_PROBES {
-            return Err(BuildError::InvalidProbes(self.probes));
+            return Err(BreakerConfigError::InvalidProbes(self.probes));
         }
         if self.close_after == 0 || self.close_after > MAX_PROBES {
-            return Err(BuildError::InvalidCloseAfter(self.close_after));
+            return Err(BreakerConfigError::InvalidCloseAfter(self.close_after));
         }
         Ok((
             Policy {
@@ -432,7 +432,9 @@ impl<C> CircuitBreakerBuilder<C> {
     }
 
     pub(crate) fn take_clock(&mut self) -> Box<dyn Clock> {
-        self.clock.take().unwrap_or_else(|| Box::new(TokioClock::new()))
+        self.clock
+            .take()
+            .unwrap_or_else(|| Box::new(TokioClock::new()))
     }
 }
 

@@ -594,29 +594,29 @@ async fn servers_answer_503_with_retry_after() {
 
 #[test]
 fn bad_configurations_are_typed_errors() {
-    use resile_breaker::BuildError;
+    use resile_breaker::BreakerConfigError;
     let b = CircuitBreakerLayer::builder;
     assert_eq!(
         b().consecutive_failures(0).build().unwrap_err(),
-        BuildError::ZeroFailures
+        BreakerConfigError::ZeroFailures
     );
     assert!(matches!(
         b().failure_rate(f64::NAN, SlidingWindow::Count(10), 1)
             .build()
             .unwrap_err(),
-        BuildError::InvalidRate(_)
+        BreakerConfigError::InvalidRate(_)
     ));
     assert!(matches!(
         b().failure_rate(1.5, SlidingWindow::Count(10), 1)
             .build()
             .unwrap_err(),
-        BuildError::InvalidRate(_)
+        BreakerConfigError::InvalidRate(_)
     ));
     assert_eq!(
         b().failure_rate(0.5, SlidingWindow::Count(0), 1)
             .build()
             .unwrap_err(),
-        BuildError::InvalidCountWindow(0)
+        BreakerConfigError::InvalidCountWindow(0)
     );
     assert!(matches!(
         b().failure_rate(
@@ -629,7 +629,7 @@ fn bad_configurations_are_typed_errors() {
         )
         .build()
         .unwrap_err(),
-        BuildError::InvalidTimeWindow { .. }
+        BreakerConfigError::InvalidTimeWindow { .. }
     ));
     assert!(matches!(
         b().failure_rate(
@@ -642,21 +642,21 @@ fn bad_configurations_are_typed_errors() {
         )
         .build()
         .unwrap_err(),
-        BuildError::InvalidTimeWindow { .. }
+        BreakerConfigError::InvalidTimeWindow { .. }
     ));
     assert_eq!(
         b().half_open_probes(0).build().unwrap_err(),
-        BuildError::InvalidProbes(0)
+        BreakerConfigError::InvalidProbes(0)
     );
     assert_eq!(
         b().close_after(0).build().unwrap_err(),
-        BuildError::InvalidCloseAfter(0)
+        BreakerConfigError::InvalidCloseAfter(0)
     );
     assert_eq!(
         b().build_keyed(ByAuthority, 0).unwrap_err(),
-        BuildError::InvalidCapacity(0)
+        BreakerConfigError::InvalidCapacity(0)
     );
-    assert!(!BuildError::ZeroFailures.to_string().is_empty());
+    assert!(!BreakerConfigError::ZeroFailures.to_string().is_empty());
 }
 
 /// Polls a future to completion on the current thread (it must not need a runtime).

@@ -72,6 +72,11 @@ mod traits;
 
 pub use error::{transport_failure, LocalRejection, TransportFailure};
 pub use key::{AllRequests, ByAuthority, KeyExtractor};
+
+/// The error type of every resile layer: a boxed error, the same type as `tower::BoxError`.
+/// Downcast it to the layer's own error (`err.is::<LocalRejection>()`, a breaker's
+/// `BreakerOpen`, ...) or to the inner service's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use traits::{RequestLike, ResponseLike};
 
 /// The outcome of one attempt, as the classifier sees it.

@@ -60,4 +60,3 @@ impl fmt::Debug for QuantaClock {
             .finish()
     }
 }
-

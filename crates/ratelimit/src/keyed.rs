@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
-use crate::clock::{Clock, DefaultClock};
 use crate::clock::nanos;
+use crate::clock::{Clock, DefaultClock};
 use crate::direct::Padded;
 use crate::gcra::{Decision, InsufficientCapacity, Quota};
 use crate::state::Tat;

@@ -109,8 +109,7 @@ impl<K: ?Sized, S: Store<K> + ?Sized> Store<K> for Arc<S> {
     }
 }
 
-/// A boxed error from a store's backend.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub use resile_classify::BoxError;
 
 /// Why a store could not decide.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ fn show(name: &str, delays: impl Iterator<Item = Duration>) {
     println!("{name:<28}{}", list.join(" "));
 }
 
-fn main() -> Result<(), resile::backoff::BuildError> {
+fn main() -> Result<(), resile::backoff::BackoffConfigError> {
     println!("Delays before each retry (seed 7, so every run prints the same):\n");
     let base = Exponential::builder()
         .initial(Duration::from_millis(100))

@@ -113,6 +113,6 @@ pub use ext::ServiceBuilderExt;
 #[cfg(all(feature = "retry", feature = "breaker", feature = "ratelimit"))]
 pub mod stack;
 
-/// The error type of every resile layer: `tower::BoxError`. Downcast it to the layer's error
+/// The error type of every resile layer (tower's). Downcast it to the layer's error
 /// (`err.is::<breaker::BreakerOpen>()`) or to the inner service's.
-pub type BoxError = tower::BoxError;
+pub use tower::BoxError;

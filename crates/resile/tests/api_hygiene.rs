@@ -12,13 +12,13 @@ fn layer_type<L: Clone + Debug + Send + Sync + 'static>() {}
 
 #[test]
 fn error_types_are_boxable_errors() {
-    error_type::<resile::backoff::BuildError>();
+    error_type::<resile::backoff::BackoffConfigError>();
     error_type::<resile::retry_after::ParseError>();
     error_type::<resile::classify::LocalRejection>();
     error_type::<resile::retry::BudgetError>();
     error_type::<resile::retry::ReplayError>();
     error_type::<resile::breaker::BreakerOpen>();
-    error_type::<resile::breaker::BuildError>();
+    error_type::<resile::breaker::BreakerConfigError>();
     error_type::<resile::ratelimit::QuotaError>();
     error_type::<resile::ratelimit::InsufficientCapacity>();
     error_type::<resile::ratelimit::StoreError>();

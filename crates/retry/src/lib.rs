@@ -212,9 +212,7 @@ pub use timeout::{AttemptTimeout, AttemptTimeoutLayer};
 pub use resile_backoff::{Backoff, Constant, Exponential, Jitter};
 pub use resile_classify::{Classifier, OutcomeKind};
 
-/// The error type of the layer: the inner service's error, boxed (the same type as
-/// `tower::BoxError`).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use resile_classify::BoxError;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
