@@ -386,9 +386,10 @@ where
 
 /// The handle of a keyed breaker: metrics of all keys, state and control of each.
 ///
-/// Keys are addressed by their name (what [`KeyExtractor::name`] gave: for [`ByAuthority`], the
-/// lowercased `host:port`). Lookups by name scan the table: they are for operators, not for the
-/// request path.
+/// Keys are addressed by their name: the key's `Display` when it got its breaker (for
+/// [`ByAuthority`](crate::ByAuthority), `host:port` as first seen). A lookup matches a name
+/// exactly, else without regard to ASCII case (host names are case-insensitive). Lookups by name
+/// scan the table: they are for operators, not for the request path.
 #[derive(Clone)]
 pub struct KeyedHandle {
     shared: Arc<Shared>,

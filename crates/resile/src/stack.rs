@@ -11,7 +11,7 @@
 //! # Per host by default
 //!
 //! The breaker and the server pause keep one state per host (the request's authority,
-//! `host:port`, through [`ByAuthority`](resile_classify::ByAuthority)): five `5xx` from host A
+//! `host:port`, through [`ByAuthority`]): five `5xx` from host A
 //! open A's breaker only, and a `503` with `Retry-After: 3600` from host A never holds back a
 //! request to host B. Memory is bounded: the breaker's table has [`DEFAULT_HOSTS`] slots (an
 //! idle, closed host gives its slot to a new one; open ones are kept), and a pause is kept only

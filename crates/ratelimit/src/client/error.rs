@@ -16,9 +16,10 @@ use resile_classify::LocalRejection;
 /// request was not sent.
 ///
 /// Returned at once (like tower's `LoadShed`), never after waiting out the maximum. (The one
-/// case of a request that waited first: under a [`hints_only`](super::RateLimitLayer::hints_only)
-/// layer, a request waiting for a server's pause fails as soon as it sees a server extend the
-/// pause past its maximum wait; `wait` then counts from its first wait.) Downcast a
+/// case of a request that waited first: under a
+/// [`ServerPauseLayer`](crate::pause::ServerPauseLayer), a request waiting for a server's pause
+/// fails as soon as it sees a server extend the pause past its maximum wait; `wait` then counts
+/// from its first wait.) Downcast a
 /// [`tower::BoxError`](https://docs.rs/tower/latest/tower/type.BoxError.html) to it with
 /// `err.downcast_ref::<WaitTooLong>()`.
 ///

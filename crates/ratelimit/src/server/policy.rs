@@ -35,7 +35,7 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
 /// [`RequestHead`].
 ///
 /// A server-side extractor is a [`KeyExtractor`] over every [`RequestHead`]
-/// (`E: for<'a> KeyExtractor<RequestHead<'a>>`): [`PeerIp`], [`HeaderKey`], [`AllRequests`], and
+/// (`E: for<'a> KeyExtractor<RequestHead<'a>>`): [`PeerIp`], [`HeaderKey`], [`AllRequests`](resile_classify::AllRequests), and
 /// any `Fn(&RequestHead<'_>) -> Option<K>` closure. Returning `None` means "no key": the layer
 /// applies its [`on_missing_key`](super::ThrottleLayerBuilder::on_missing_key) rule.
 pub type KeyOf<E> = <E as KeyExtractor<RequestHead<'static>>>::Key;

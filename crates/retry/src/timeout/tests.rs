@@ -240,11 +240,8 @@ fn an_attempt_on_a_second_runtime_of_the_same_thread_times_out_on_time() {
 #[test]
 fn a_runtime_shut_down_mid_attempt_drops_it_and_the_next_runtime_keeps_time() {
     let first = current_thread();
-    let started = first.block_on(async {
-        let task = tokio::spawn(never_answers(Duration::from_secs(60)).oneshot(()));
-        tokio::task::yield_now().await;
-        task
-    });
+    let task = first.spawn(never_answers(Duration::from_secs(60)).oneshot(()));
+    first.block_on(tokio::task::yield_now());
     // Shut down with the attempt pending: its task (and timer) are dropped, nothing panics.
     drop(first);
     let second = current_thread();
@@ -260,7 +257,7 @@ fn a_runtime_shut_down_mid_attempt_drops_it_and_the_next_runtime_keeps_time() {
         .unwrap_err();
     assert!(err.is::<Elapsed>(), "{err}");
     // The first attempt's task was cancelled by the shutdown.
-    let joined = second.block_on(started);
+    let joined = second.block_on(task);
     assert!(joined.unwrap_err().is_cancelled());
 }
 
