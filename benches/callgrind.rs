@@ -20,7 +20,6 @@ use std::hint::black_box;
 
 use resile_benches::contenders::{self, drive, request, Flaky503, Ok200, Req};
 use resile_benches::loopback::{self, send_batch, BATCH};
-use resile_retry::ReplayableRequest;
 use tower::{Layer, Service};
 
 /// The measured loop: under `--toggle-collect='callgrind::measured*'` only this (and what it
@@ -56,7 +55,7 @@ const CONTENDERS: &[&str] = &[
     // what keeping a copy of the request costs on its own: `Request::clone`, and resile's
     // packed copy
     "request_clone",
-    "request_copy",
+    "tower_retry_timeout",
     // benches/stack.rs
     "full_stack",
     "full_stack_no_timeout",
@@ -113,12 +112,13 @@ fn main() {
             black_box(drive(&mut Ok200, req));
             black_box(copy);
         }),
-        "request_copy" => measured(n, || {
-            let req = request();
-            let copy = black_box(&req).try_copy();
-            black_box(drive(&mut Ok200, req));
-            black_box(copy);
-        }),
+        "tower_retry_timeout" => run(
+            contenders::tower_retry().layer(
+                tower::timeout::TimeoutLayer::new(resile::stack::DEFAULT_ATTEMPT_TIMEOUT)
+                    .layer(Ok200),
+            ),
+            n,
+        ),
         "full_stack" => run(contenders::full_stack().layer(Ok200), n),
         "full_stack_no_timeout" => run(contenders::full_stack_no_timeout().layer(Ok200), n),
         "full_stack_attempt_timeout" => {

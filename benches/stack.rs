@@ -10,12 +10,13 @@
 //!   (`iter_batched`), the response dropped outside it too;
 //! - each iteration: `poll_ready`, `call`, one poll of the response future with a no-op waker;
 //! - contenders: `bare`, `full_stack` (the defaults: retry with its budget, the breaker, the
-//!   limiter, the 10 s `AttemptTimeoutLayer`, which arms a timer only for an attempt not ready on
-//!   its first poll), `full_stack_no_timeout` to show what the timeout costs, and
+//!   per-host breaker, the per-host server pause, the 10 s `AttemptTimeoutLayer`, which arms
+//!   tokio's timer only for an attempt not ready on its first poll), `full_stack_no_timeout` to show what the timeout costs, and
 //!   `full_stack_attempt_timeout`: the same stack with the `AttemptTimeoutLayer` set explicitly;
-//! - references: `request_clone` (the bare service plus one `Request::clone`, made and dropped:
-//!   the copy tower's `Retry` keeps with the usual policy), `request_copy` (the same with
-//!   resile-retry's packed `RequestCopy`, the copy the stack keeps) and each piece alone.
+//! - references: `tower_retry_timeout` (tower's `Retry`, with the usual policy that clones the
+//!   request, over tower's `Timeout` of 10 s: the stack's target is to add less than these two),
+//!   `request_clone` (the bare service plus one `Request::clone`, made and dropped: the copy
+//!   both retry layers keep) and each piece alone.
 //!
 //! `stack/hyper_loopback`: throughput over real sockets. A hyper server on 127.0.0.1 answers
 //! `200 ok` (on a thread and tokio runtime of its own); a hyper-util client with a keep-alive
@@ -39,7 +40,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use resile::stack::DEFAULT_ATTEMPT_TIMEOUT;
 use resile_benches::contenders::{self, bench_driven, drive, request, Ok200};
 use resile_benches::loopback::{self, paired_batches, send_batch, ShareOfBare, BATCH};
-use resile_retry::{AttemptTimeoutLayer, ReplayableRequest};
+use resile_retry::AttemptTimeoutLayer;
 use std::future::Future;
 use tower::Layer;
 
@@ -67,9 +68,14 @@ fn in_process(c: &mut Criterion) {
     let mut lazy_timeout = contenders::full_stack_attempt_timeout().layer(Ok200);
     bench_driven(&mut group, "full_stack_attempt_timeout", &mut lazy_timeout);
 
-    // The request copy alone: what keeping a request for a retry costs, whatever the layer —
-    // `Request::clone` (tower's `Retry` with the usual policy) and resile's packed copy, each made
-    // and dropped inside the timed section, as a retry layer does.
+    // tower's `Retry` and `Timeout` together: the stack's target is to add less than these.
+    let mut tower_pair = contenders::tower_retry().layer(
+        tower::timeout::TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT).layer(Ok200),
+    );
+    bench_driven(&mut group, "tower_retry_timeout", &mut tower_pair);
+
+    // The request copy alone: what keeping a request for a retry costs, whatever the layer
+    // (`Request::clone`, made and dropped inside the timed section, as a retry layer does).
     group.bench_function("request_clone", |b| {
         b.iter_batched(
             request,
@@ -82,19 +88,6 @@ fn in_process(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    group.bench_function("request_copy", |b| {
-        b.iter_batched(
-            request,
-            |req| {
-                let copy = black_box(&req).try_copy();
-                let res = drive(&mut bare, req);
-                drop(black_box(copy));
-                res
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
     // Each piece alone, to see where the time goes.
     let mut retry = contenders::retry_only().layer(Ok200);
     bench_driven(&mut group, "retry_only", &mut retry);
@@ -169,8 +162,8 @@ fn hyper_loopback(c: &mut Criterion) {
 /// The timer of an attempt that is not answered on its first poll: `call` over an inner service
 /// that never answers, one poll (which starts the timer), and the drop (which cancels it), inside
 /// a tokio task on a current-thread runtime (its waker is the task's). `tower_timeout`: tower's
-/// `Timeout` (a tokio timer per call); `attempt_timeout`: resile's `AttemptTimeout` (posted on
-/// the runtime keeper's board); `bare`: the inner service alone.
+/// `Timeout` (a tokio timer per call); `attempt_timeout`: resile's `AttemptTimeout` (a tokio
+/// timer armed at this first poll); `bare`: the inner service alone.
 fn pending_attempt(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

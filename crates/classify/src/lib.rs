@@ -1,4 +1,7 @@
-//! HTTP outcome classification shared by resile's retry layer and circuit breaker.
+//! HTTP outcome classification shared by resile's retry layer and circuit breaker, and the
+//! concepts the resile crates share: [`BoxError`], the [`clock`] and [`key`] extraction.
+//!
+//! # Default classification
 //!
 //! One table decides, for every outcome of an HTTP exchange, whether the request may be retried
 //! (and whether that needs an idempotent method) and how a circuit breaker should count it:

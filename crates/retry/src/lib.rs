@@ -96,16 +96,11 @@
 //!
 //! # What is retried
 //!
-//! The [`Classifier`] of resile-classify decides, per outcome and method:
-//!
-//! | outcome | retried (default) |
-//! |---|---|
-//! | 1xx/2xx/3xx, 4xx other than 408/429, 501, 505, ... | never |
-//! | 429 Too Many Requests | any method |
-//! | 408, 500, 502, 503, 504 | idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any request with an `Idempotency-Key` header) |
-//! | connection refused, request never written | any method |
-//! | other transport errors, timeouts | idempotent requests |
-//! | a resile layer's own fast-fail (open breaker, ...) | never |
+//! The [`Classifier`] of resile-classify decides, per outcome and method: see [its table of
+//! defaults](resile_classify#default-classification). In short: `429` and a refused connection
+//! are retried for any method; `408`, `500`, `502`, `503`, `504`, other transport errors and
+//! timeouts for idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any request with
+//! an `Idempotency-Key` header); other statuses and a resile layer's own refusals never.
 //!
 //! So a `POST` answered `500` is returned as is (the server may have acted on it), while a `POST`
 //! refused at connect time or answered `429` is retried. Every rule can be changed through
