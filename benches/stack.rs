@@ -69,9 +69,8 @@ fn in_process(c: &mut Criterion) {
     bench_driven(&mut group, "full_stack_attempt_timeout", &mut lazy_timeout);
 
     // tower's `Retry` and `Timeout` together: the stack's target is to add less than these.
-    let mut tower_pair = contenders::tower_retry().layer(
-        tower::timeout::TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT).layer(Ok200),
-    );
+    let mut tower_pair = contenders::tower_retry()
+        .layer(tower::timeout::TimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT).layer(Ok200));
     bench_driven(&mut group, "tower_retry_timeout", &mut tower_pair);
 
     // The request copy alone: what keeping a request for a retry costs, whatever the layer

@@ -371,7 +371,11 @@ where
         let Some(slot) = slot else {
             return ResponseFuture::unguarded(self.inner.call(req));
         };
-        match shared.admit(slot) {
+        let admitted = match shared.closed_permit(slot) {
+            Some(permit) => Ok(permit),
+            None => shared.admit(slot),
+        };
+        match admitted {
             Err(open) => {
                 shared.rejected();
                 ResponseFuture::refused(open)

@@ -8,6 +8,9 @@
 //! A request whose extractor returns `None` has no key: a keyed layer lets it through without
 //! keyed state (each layer's documentation says exactly what it does with it).
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
 use http::uri::Authority;
 
 /// Takes the key of a request.
@@ -41,31 +44,81 @@ where
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByAuthority;
 
+/// The key of [`ByAuthority`]: a request's authority. Equality and hashing ignore ASCII case
+/// (as `Authority`'s do); it displays as first seen.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostKey(Authority);
+
+impl HostKey {
+    /// The authority.
+    pub fn authority(&self) -> &Authority {
+        &self.0
+    }
+
+    /// The authority as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Hash for HostKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Lowercased a chunk at a time: one `write` per 64 bytes rather than `Authority`'s one
+        // per byte (a keyed layer hashes the key of every request).
+        let mut buf = [0u8; 64];
+        for chunk in self.0.as_str().as_bytes().chunks(buf.len()) {
+            let out = &mut buf[..chunk.len()];
+            out.copy_from_slice(chunk);
+            out.make_ascii_lowercase();
+            state.write(out);
+        }
+        state.write_u8(0xff);
+    }
+}
+
+impl fmt::Display for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl From<Authority> for HostKey {
+    fn from(authority: Authority) -> Self {
+        HostKey(authority)
+    }
+}
+
 impl<B> KeyExtractor<http::Request<B>> for ByAuthority {
-    type Key = Authority;
+    type Key = HostKey;
 
     #[inline]
-    fn extract(&self, req: &http::Request<B>) -> Option<Authority> {
+    fn extract(&self, req: &http::Request<B>) -> Option<HostKey> {
         if let Some(a) = req.uri().authority() {
-            return Some(a.clone());
+            return Some(HostKey(a.clone()));
         }
         let host = req.headers().get(http::header::HOST)?;
-        Authority::try_from(host.as_bytes()).ok()
+        Authority::try_from(host.as_bytes()).ok().map(HostKey)
     }
 }
 
 #[cfg(feature = "reqwest")]
 impl KeyExtractor<reqwest::Request> for ByAuthority {
-    type Key = Authority;
+    type Key = HostKey;
 
-    fn extract(&self, req: &reqwest::Request) -> Option<Authority> {
+    fn extract(&self, req: &reqwest::Request) -> Option<HostKey> {
         let url = req.url();
         let host = url.host_str()?;
         let authority = match url.port() {
             Some(port) => Authority::try_from(format!("{host}:{port}")),
             None => Authority::try_from(host),
         };
-        authority.ok()
+        authority.ok().map(HostKey)
     }
 }
 
@@ -90,7 +143,7 @@ mod tests {
 
     use super::*;
 
-    fn key(uri: &str) -> Option<Authority> {
+    fn key(uri: &str) -> Option<HostKey> {
         ByAuthority.extract(&http::Request::get(uri).body(()).unwrap())
     }
 
@@ -112,7 +165,7 @@ mod tests {
             .header("host", "example.com")
             .body(())
             .unwrap();
-        assert_eq!(ByAuthority.extract(&req).unwrap(), "example.com");
+        assert_eq!(ByAuthority.extract(&req).unwrap().as_str(), "example.com");
         let bad = http::Request::get("/path")
             .header("host", "exa mple")
             .body(())

@@ -74,7 +74,7 @@ pub mod key;
 mod traits;
 
 pub use error::{transport_failure, LocalRejection, TransportFailure};
-pub use key::{AllRequests, ByAuthority, KeyExtractor};
+pub use key::{AllRequests, ByAuthority, HostKey, KeyExtractor};
 
 /// The error type of every resile layer: a boxed error, the same type as `tower::BoxError`.
 /// Downcast it to the layer's own error (`err.is::<LocalRejection>()`, a breaker's

@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::uri::Authority;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -35,6 +34,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resile::breaker::{BreakerOpen, ByAuthority, CircuitBreakerLayer, State, Transition};
+use resile::classify::HostKey;
 use resile::ratelimit::client::WaitTooLong;
 use resile::ratelimit::ServerPauseLayer;
 use resile::retry::{GiveUp, RetryPolicy};
@@ -368,7 +368,7 @@ where
 async fn watch_limiter(
     epoch: Instant,
     limiter: ServerPauseLayer,
-    host: Authority,
+    host: HostKey,
     journal: Arc<Journal>,
 ) {
     let mut paused_until: Option<Instant> = None;
@@ -786,7 +786,7 @@ async fn main() -> Result<(), BoxError> {
     let watcher = tokio::spawn(watch_limiter(
         epoch,
         stack.layers().limiter.clone(),
-        resile_uri.authority().cloned().ok_or("no authority")?,
+        HostKey::from(resile_uri.authority().cloned().ok_or("no authority")?),
         journal.clone(),
     ));
     let resile_http = ServiceBuilder::new().layer(stack).service(hyper_client());

@@ -162,7 +162,9 @@ impl Default for ServerPauseLayer {
 }
 
 impl<E> ServerPauseLayer<E> {
-    /// The time left of the pause of `key` (zero if none is in force), on tokio's clock.
+    /// The time left of the pause of `key` (zero if none is in force), on tokio's clock. `key`
+    /// is of the extractor's key type (for [`ByAuthority`], a
+    /// [`HostKey`](resile_classify::HostKey)).
     pub fn remaining<K: Hash>(&self, key: &K) -> Duration {
         self.shared.remaining(key, Instant::now())
     }
