@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis_harness::{admin, bounded, nz, RedisServer};
-use resile_ratelimit::redis::{OnFailure, RedisStore, RedisUnavailable, Share};
+use resile_ratelimit::redis::{OnFailure, RedisStore, RedisUnavailable, QuotaShare};
 use resile_ratelimit::{Decision, Quota, Store, StoreError};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(12);
@@ -156,7 +156,7 @@ async fn fail_closed_refuses_while_redis_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_enforces_its_share_while_redis_is_down() {
     // Two instances: each keeps half of the quota (burst 5, 5 per hour) on its own.
-    let share = Share::one_of(nz(2));
+    let share = QuotaShare::one_of(nz(2));
     outage(OnFailure::Fallback { share }, |during| {
         let allowed: Vec<bool> = during
             .iter()
@@ -197,7 +197,7 @@ async fn concurrent_callers_during_an_outage_are_bounded_by_the_share() {
     let mut server = RedisServer::start();
     bounded(TEST_DEADLINE, async {
         let store = builder(OnFailure::Fallback {
-            share: Share::one_of(nz(2)),
+            share: QuotaShare::one_of(nz(2)),
         })
         .connect(server.url())
         .await

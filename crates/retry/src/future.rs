@@ -33,8 +33,9 @@ pin_project! {
         // The copy of the request made before the first attempt, which retries are built from;
         // `None` when the request cannot be copied (it is then sent once).
         copy: Option<Req>,
-        // The request of the next attempt, built from the copy when a retry is decided.
-        next: Option<Req>,
+        // The request of the next attempt, built from the copy when a retry is decided (boxed:
+        // only retried requests have one, and the future stays small for the rest).
+        next: Option<Box<Req>>,
         policy: RetryPolicy<B>,
         // The service of the retries.
         service: S,
@@ -125,7 +126,7 @@ where
                             || {
                                 let req = Req::replay(copy?)?;
                                 let idempotent = policy.classifier.is_idempotent(&req);
-                                *next = Some(req);
+                                *next = Some(Box::new(req));
                                 Some(idempotent)
                             },
                             this.backoff,
@@ -159,7 +160,7 @@ where
                     if let Err(err) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
-                    let Some(mut req) = this.next.take() else {
+                    let Some(mut req) = this.next.take().map(|req| *req) else {
                         unreachable!("resile-retry: retry decided without a request");
                     };
                     *this.attempt = this.attempt.saturating_add(1);

@@ -32,13 +32,13 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// ```no_run
 /// use std::num::NonZeroU32;
 /// use std::time::Duration;
-/// use resile_ratelimit::redis::{OnFailure, RedisStore, Share};
+/// use resile_ratelimit::redis::{OnFailure, RedisStore, QuotaShare};
 ///
 /// # async fn run() -> redis::RedisResult<()> {
 /// let store = RedisStore::builder()
 ///     .prefix("myapp:ratelimit:")
 ///     .timeout(Duration::from_millis(20))
-///     .on_failure(OnFailure::Fallback { share: Share::one_of(NonZeroU32::new(4).unwrap()) })
+///     .on_failure(OnFailure::Fallback { share: QuotaShare::one_of(NonZeroU32::new(4).unwrap()) })
 ///     .connect("redis://127.0.0.1:6379/")
 ///     .await?;
 /// # let _ = store;

@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::num::NonZeroU32;
 //! use std::time::Duration;
-//! use resile_ratelimit::redis::{OnFailure, RedisStore, Share};
+//! use resile_ratelimit::redis::{OnFailure, RedisStore, QuotaShare};
 //! use resile_ratelimit::{Quota, Store};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +19,7 @@
 //!     .prefix("api:ratelimit:")
 //!     .timeout(Duration::from_millis(20))
 //!     // Three instances: while Redis is away, each enforces a third of every quota.
-//!     .on_failure(OnFailure::Fallback { share: Share::one_of(NonZeroU32::new(3).unwrap()) })
+//!     .on_failure(OnFailure::Fallback { share: QuotaShare::one_of(NonZeroU32::new(3).unwrap()) })
 //!     .connect("redis://127.0.0.1:6379/")
 //!     .await?;
 //!
@@ -94,7 +94,7 @@
 //! |---|---|
 //! | [`OnFailure::FailOpen`] (default) | admitted, as by a fresh key |
 //! | [`OnFailure::FailClosed`] | refused, as by an exhausted key (`retry_after = cost × T`) |
-//! | [`OnFailure::Fallback`] | decided by a local in-memory limiter enforcing a [`Share`] of the quota |
+//! | [`OnFailure::Fallback`] | decided by a local in-memory limiter enforcing a [`QuotaShare`] of the quota |
 //! | [`OnFailure::Error`] | not decided: the call fails with a [`StoreError`](crate::StoreError) |
 //!
 //! After a failure the store skips Redis for [`RedisStoreBuilder::probe_interval`] (default
@@ -125,7 +125,7 @@ pub use error::{RedisUnavailable, UnexpectedReply};
 pub use future::RedisStoreFuture;
 pub use key::RedisKey;
 pub use metrics::RedisMetrics;
-pub use policy::{OnFailure, Share};
+pub use policy::{OnFailure, QuotaShare};
 pub use store::RedisStore;
 
 /// The Lua source of the GCRA script the store runs: to audit it, or to load it into a server

@@ -31,14 +31,14 @@ pub enum OnFailure {
     /// Decide on a local in-memory limiter (a [`KeyedStore`](crate::KeyedStore) inside the
     /// store, keyed by the same Redis key) that enforces `share` of each quota. With the share
     /// set to `1/N` for `N` instances of the service, the instances together admit no more than
-    /// the quota while each falls back on its own. See [`Share`] for the exact local quota.
+    /// the quota while each falls back on its own. See [`QuotaShare`] for the exact local quota.
     ///
     /// The local state lives as long as the store and is used only while Redis fails; decisions
     /// go back to Redis as soon as it answers, and the two states are never merged. Decisions
     /// made locally describe the local quota (`limit` is the local burst).
     Fallback {
         /// The part of each quota this instance enforces on its own.
-        share: Share,
+        share: QuotaShare,
     },
     /// Make no decision: the call fails with [`StoreError::Timeout`](crate::StoreError::Timeout)
     /// or [`StoreError::Backend`](crate::StoreError::Backend), and the layer above handles it
@@ -61,26 +61,26 @@ pub enum OnFailure {
 ///
 /// ```
 /// use std::num::NonZeroU32;
-/// use resile_ratelimit::redis::{OnFailure, Share};
+/// use resile_ratelimit::redis::{OnFailure, QuotaShare};
 ///
 /// // Four instances behind a load balancer: each keeps a quarter of the quota.
-/// let policy = OnFailure::Fallback { share: Share::one_of(NonZeroU32::new(4).unwrap()) };
+/// let policy = OnFailure::Fallback { share: QuotaShare::one_of(NonZeroU32::new(4).unwrap()) };
 /// # let _ = policy;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Share {
+pub struct QuotaShare {
     instances: NonZeroU32,
 }
 
-impl Share {
+impl QuotaShare {
     /// The whole quota (`1/1`): right for a single instance.
-    pub const WHOLE: Share = Share {
+    pub const WHOLE: QuotaShare = QuotaShare {
         instances: NonZeroU32::MIN,
     };
 
     /// One part in `instances`: the share of one of `instances` equal instances.
-    pub const fn one_of(instances: NonZeroU32) -> Share {
-        Share { instances }
+    pub const fn one_of(instances: NonZeroU32) -> QuotaShare {
+        QuotaShare { instances }
     }
 
     /// `N`, the number of parts the quota is split into.
@@ -105,9 +105,9 @@ impl Share {
     }
 }
 
-impl Default for Share {
+impl Default for QuotaShare {
     fn default() -> Self {
-        Share::WHOLE
+        QuotaShare::WHOLE
     }
 }
 
@@ -146,22 +146,22 @@ mod tests {
     #[test]
     fn share_splits_rate_and_burst() {
         let q = Quota::new(nz(10), Duration::from_secs(1)).unwrap();
-        let local = Share::one_of(nz(3)).of(&q).unwrap();
+        let local = QuotaShare::one_of(nz(3)).of(&q).unwrap();
         assert_eq!(local.burst().get(), 3);
         assert_eq!(local.emission_interval(), Duration::from_millis(300));
         // Three instances: 9 at once, then 10 per second together.
         assert!(local.burst().get() * 3 <= q.burst().get());
 
         let tiny = q.with_burst(nz(2)).unwrap();
-        assert_eq!(Share::one_of(nz(4)).of(&tiny).unwrap().burst().get(), 1);
-        assert_eq!(Share::WHOLE.of(&q), Some(q));
+        assert_eq!(QuotaShare::one_of(nz(4)).of(&tiny).unwrap().burst().get(), 1);
+        assert_eq!(QuotaShare::WHOLE.of(&q), Some(q));
     }
 
     #[test]
     fn share_of_a_huge_quota_is_none_not_a_panic() {
         let q = Quota::with_interval(crate::MAX_WINDOW).unwrap();
-        assert_eq!(Share::one_of(nz(2)).of(&q), None);
-        assert_eq!(Share::one_of(nz(u32::MAX)).of(&q), None);
+        assert_eq!(QuotaShare::one_of(nz(2)).of(&q), None);
+        assert_eq!(QuotaShare::one_of(nz(u32::MAX)).of(&q), None);
     }
 
     #[test]
