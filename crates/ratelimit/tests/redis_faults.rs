@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis_harness::{admin, bounded, nz, RedisServer};
-use resile_ratelimit::redis::{OnFailure, RedisStore, RedisUnavailable, QuotaShare};
+use resile_ratelimit::redis::{OnFailure, QuotaShare, RedisStore, RedisUnavailable};
 use resile_ratelimit::{Decision, Quota, Store, StoreError};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(12);

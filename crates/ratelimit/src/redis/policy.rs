@@ -153,7 +153,10 @@ mod tests {
         assert!(local.burst().get() * 3 <= q.burst().get());
 
         let tiny = q.with_burst(nz(2)).unwrap();
-        assert_eq!(QuotaShare::one_of(nz(4)).of(&tiny).unwrap().burst().get(), 1);
+        assert_eq!(
+            QuotaShare::one_of(nz(4)).of(&tiny).unwrap().burst().get(),
+            1
+        );
         assert_eq!(QuotaShare::WHOLE.of(&q), Some(q));
     }
 
