@@ -639,7 +639,7 @@ fn report(naive: Run<'_>, resile: Run<'_>, journal: &Journal, elapsed: Duration)
     }
     drop(transitions);
 
-    out.push_str("\nRate limiter pauses asked for by the server (resile stack)\n\n");
+    out.push_str("\nPauses the server asked for (resile stack, kept for its host)\n\n");
     let pauses = lock(&journal.pauses);
     if pauses.is_empty() {
         out.push_str("  none\n");
@@ -647,7 +647,7 @@ fn report(naive: Run<'_>, resile: Run<'_>, journal: &Journal, elapsed: Duration)
     for (at, d) in pauses.iter() {
         let _ = writeln!(
             out,
-            "  {:>6.2} s  {:<13} every request held for {}",
+            "  {:>6.2} s  {:<13} requests to the host held for {}",
             at.as_secs_f64(),
             PHASES[phase_of(*at)].name,
             secs(*d),
