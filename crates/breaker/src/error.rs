@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use resile_classify::LocalRejection;
+use resile_classify::{LocalRejection, RejectedBy};
 
 /// The breaker refused the call: it is open (or half-open with every probe slot taken, or
 /// forced open).
@@ -28,8 +28,9 @@ impl BreakerOpen {
     pub(crate) fn new(until_probe: Option<Duration>) -> Self {
         let rejection = match until_probe {
             Some(d) if !d.is_zero() => LocalRejection::passing_in(d),
-            _ => *LocalRejection::STATIC,
-        };
+            _ => LocalRejection::default(),
+        }
+        .by(RejectedBy::CircuitBreaker);
         BreakerOpen {
             until_probe,
             rejection,

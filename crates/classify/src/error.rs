@@ -31,21 +31,70 @@ pub enum TransportFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LocalRejection {
     passes_in: Option<Duration>,
+    by: RejectedBy,
+}
+
+/// The kind of layer that made a [`LocalRejection`], for telemetry and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum RejectedBy {
+    /// An open (or probing) circuit breaker.
+    CircuitBreaker,
+    /// A rate limiter or a server-hint pause: the wait for a permit was past its bound.
+    RateLimiter,
+    /// Any other layer.
+    #[default]
+    Other,
+}
+
+impl RejectedBy {
+    /// A short lowercase name: `circuit_breaker`, `rate_limiter`, `other`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectedBy::CircuitBreaker => "circuit_breaker",
+            RejectedBy::RateLimiter => "rate_limiter",
+            RejectedBy::Other => "other",
+        }
+    }
 }
 
 impl LocalRejection {
     /// A `'static` instance that says nothing about when requests pass again, for `source()`
     /// implementations.
-    pub const STATIC: &'static LocalRejection = &LocalRejection { passes_in: None };
+    pub const STATIC: &'static LocalRejection = &LocalRejection::new(RejectedBy::Other);
+
+    /// A `'static` rejection by a rate limiter, for `source()` implementations.
+    pub const RATE_LIMITER: &'static LocalRejection = &LocalRejection::new(RejectedBy::RateLimiter);
+
+    /// A rejection by a layer of kind `by` that says nothing about when requests pass again.
+    pub const fn new(by: RejectedBy) -> Self {
+        LocalRejection {
+            passes_in: None,
+            by,
+        }
+    }
 
     /// A rejection by a layer that lets requests through again in `d`.
     pub const fn passing_in(d: Duration) -> Self {
-        LocalRejection { passes_in: Some(d) }
+        LocalRejection {
+            passes_in: Some(d),
+            by: RejectedBy::Other,
+        }
+    }
+
+    /// The same rejection, made by a layer of kind `by`.
+    pub const fn by(self, by: RejectedBy) -> Self {
+        LocalRejection { by, ..self }
     }
 
     /// How long until the rejecting layer lets requests through again, if it knows.
     pub const fn passes_in(&self) -> Option<Duration> {
         self.passes_in
+    }
+
+    /// The kind of layer that made the rejection.
+    pub const fn rejected_by(&self) -> RejectedBy {
+        self.by
     }
 
     /// The first `LocalRejection` in `err`'s source chain (`err` itself included), walking at

@@ -73,7 +73,7 @@ mod error;
 pub mod key;
 mod traits;
 
-pub use error::{transport_failure, LocalRejection, TransportFailure};
+pub use error::{transport_failure, LocalRejection, RejectedBy, TransportFailure};
 pub use key::{AllRequests, ByAuthority, HostKey, KeyExtractor};
 
 /// The error type of every resile layer: a boxed error, the same type as `tower::BoxError`.

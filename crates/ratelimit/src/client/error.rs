@@ -46,7 +46,7 @@ impl fmt::Display for WaitTooLong {
 
 impl StdError for WaitTooLong {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(LocalRejection::STATIC)
+        Some(LocalRejection::RATE_LIMITER)
     }
 }
 
@@ -66,6 +66,6 @@ impl fmt::Display for NotReady {
 
 impl StdError for NotReady {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(LocalRejection::STATIC)
+        Some(LocalRejection::RATE_LIMITER)
     }
 }
