@@ -34,16 +34,18 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resile::breaker::{BreakerOpen, ByAuthority, CircuitBreakerLayer, State, Transition};
+use resile::classify::clock::Clock;
 use resile::classify::HostKey;
 use resile::ratelimit::client::WaitTooLong;
 use resile::ratelimit::ServerPauseLayer;
 use resile::retry::{GiveUp, RetryPolicy};
 use resile::retry_after::format_http_date;
+use resile::telemetry::{AlertEvent, AlertRule, Figures, Report, Telemetry, TelemetryService};
 use resile::BoxError;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceBuilder, ServiceExt};
 
 /// One request every `TICK` from each client: 50 requests per second.
 const TICK: Duration = Duration::from_millis(20);
@@ -291,9 +293,12 @@ struct Outcome {
 }
 
 /// The naive client: retries at once, a fixed number of times, whatever the failure.
-async fn naive_get(client: HyperClient, uri: Uri) -> Ended {
+async fn naive_get(client: TelemetryService<HyperClient>, uri: Uri) -> Ended {
     for _ in 0..NAIVE_ATTEMPTS {
-        if let Ok(res) = client.get(uri.clone()).await {
+        let Ok(req) = Request::get(uri.clone()).body(Empty::<Bytes>::new()) else {
+            return Ended::Failed;
+        };
+        if let Ok(res) = client.clone().oneshot(req).await {
             let ok = res.status().is_success();
             let _ = res.into_body().collect().await;
             if ok {
@@ -313,6 +318,46 @@ struct Journal {
     budget_refusals: AtomicU64,
     transitions: Mutex<Vec<(Duration, Transition)>>,
     pauses: Mutex<Vec<(Duration, Duration)>>,
+    /// Alerts raised and cleared: when, which client, what.
+    alerts: Mutex<Vec<(Duration, &'static str, AlertEvent)>>,
+    /// Each client's telemetry report, taken just before each phase ends.
+    phase_reports: Mutex<Vec<(usize, Report, Report)>>,
+}
+
+/// The demo's timeline as a telemetry clock, so that telemetry intervals start on the phases'
+/// whole seconds.
+struct Timeline(Instant);
+
+impl Clock for Timeline {
+    fn now(&self) -> u64 {
+        resile::classify::clock::nanos(Instant::now().saturating_duration_since(self.0))
+    }
+}
+
+/// Telemetry per client: 1 s intervals, windows of 2 s and 4 s (the phases' lengths), and the
+/// 5xx alert over 2 s.
+fn telemetry(epoch: Instant, name: &'static str, journal: &Arc<Journal>) -> Telemetry {
+    let j = journal.clone();
+    Telemetry::builder()
+        .name(name)
+        .clock(Timeline(epoch))
+        .interval(Duration::from_secs(1))
+        .windows([Duration::from_secs(2), Duration::from_secs(4)])
+        .no_alerts()
+        .alert(AlertRule::server_errors().window(Duration::from_secs(2)))
+        .on_alert(move |e| {
+            let at = Instant::now().saturating_duration_since(epoch);
+            lock(&j.alerts).push((at, name, e.clone()));
+        })
+        .build()
+}
+
+/// Takes both clients' reports 10 ms before each phase ends.
+async fn watch_phases(epoch: Instant, naive: Telemetry, resile: Telemetry, journal: Arc<Journal>) {
+    for i in 0..PHASES.len() {
+        tokio::time::sleep_until(epoch + phase_end(i) - Duration::from_millis(10)).await;
+        lock(&journal.phase_reports).push((i, naive.report(), resile.report()));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -618,6 +663,87 @@ fn report(naive: Run<'_>, resile: Run<'_>, journal: &Journal, elapsed: Duration)
     }
     t.render(&mut out);
 
+    out.push_str(
+        "\nTelemetry per phase (resile::telemetry, each phase's window read 10 ms before it ends)\n\n",
+    );
+    let mut t = Table::new(&[
+        "phase",
+        "view",
+        "requests",
+        "2xx",
+        "5xx",
+        "p99",
+        "top codes",
+    ]);
+    let phase_reports = lock(&journal.phase_reports);
+    for (i, naive_r, resile_r) in phase_reports.iter() {
+        let len = phase_end(*i) - PHASES[*i].from;
+        let window = |r: &Report, attempts: bool| -> Option<Figures> {
+            let v = if attempts {
+                r.attempts.as_ref()?
+            } else {
+                &r.requests
+            };
+            v.windows.iter().find(|f| f.window == Some(len)).cloned()
+        };
+        let rows = [
+            ("naive: each attempt", window(naive_r, false)),
+            ("resile: callers", window(resile_r, false)),
+            ("resile: each attempt", window(resile_r, true)),
+        ];
+        for (j, (view, fig)) in rows.into_iter().enumerate() {
+            let Some(f) = fig else { continue };
+            let top: Vec<String> = f
+                .by_status
+                .iter()
+                .map(|s| format!("{} x{}", s.code.unwrap_or(0), s.count))
+                .chain(
+                    f.by_error
+                        .iter()
+                        .map(|e| format!("{} x{}", e.kind, e.count)),
+                )
+                .take(3)
+                .collect();
+            t.row(vec![
+                if j == 0 {
+                    PHASES[*i].name.to_string()
+                } else {
+                    String::new()
+                },
+                view.to_string(),
+                f.requests.to_string(),
+                format!("{:.0} %", f.success_rate * 100.0),
+                format!("{:.0} %", f.server_error_rate * 100.0),
+                f.latency.p99.map_or_else(|| "-".into(), secs),
+                top.join(", "),
+            ]);
+        }
+    }
+    drop(phase_reports);
+    t.render(&mut out);
+
+    out.push_str("\nAlerts (5xx rate of what the server answered, over 2 s: raised above 5 %, cleared below 2.5 %)\n\n");
+    let alerts = lock(&journal.alerts);
+    if alerts.is_empty() {
+        out.push_str("  none\n");
+    }
+    for (at, client, e) in alerts.iter() {
+        let state = match e.state {
+            resile::telemetry::AlertState::Raised => "RAISED ",
+            _ => "cleared",
+        };
+        let _ = writeln!(
+            out,
+            "  {:>6.2} s  {:<13} {:<7} {state} 5xx rate {:.0} % over 2 s ({} requests)",
+            at.as_secs_f64(),
+            PHASES[phase_of(*at)].name,
+            client,
+            e.value * 100.0,
+            e.requests,
+        );
+    }
+    drop(alerts);
+
     out.push_str("\nCircuit breaker transitions (resile stack)\n\n");
     let transitions = lock(&journal.transitions);
     if transitions.is_empty() {
@@ -748,7 +874,9 @@ async fn main() -> Result<(), BoxError> {
 
     // The naive client.
     let naive_uri: Uri = format!("http://{}/", naive_server.addr).parse()?;
-    let naive_http = hyper_client();
+    let naive_telemetry = telemetry(epoch, "naive", &journal);
+    // The naive client's every attempt goes through its telemetry layer: what its server saw.
+    let naive_http = naive_telemetry.layer().layer(hyper_client());
 
     // The resile client: the stack's defaults, with hooks to report what it does, a breaker whose
     // open period fits an 18-second run, and a 2 s attempt timeout.
@@ -779,10 +907,18 @@ async fn main() -> Result<(), BoxError> {
             })
             .build_keyed(ByAuthority, resile::stack::DEFAULT_HOSTS)?
     };
+    let resile_telemetry = telemetry(epoch, "resile", &journal);
     let stack = resile::stack::http_client()
         .retry(policy)
         .circuit_breaker(breaker)
-        .attempt_timeout(Duration::from_secs(2));
+        .attempt_timeout(Duration::from_secs(2))
+        .telemetry(&resile_telemetry);
+    let phase_watcher = tokio::spawn(watch_phases(
+        epoch,
+        naive_telemetry.clone(),
+        resile_telemetry.clone(),
+        journal.clone(),
+    ));
     let watcher = tokio::spawn(watch_limiter(
         epoch,
         stack.layers().limiter.clone(),
@@ -848,6 +984,8 @@ async fn main() -> Result<(), BoxError> {
     let (naive_out, resile_out) = tokio::join!(naive_run, resile_run);
     ticker.abort();
     watcher.abort();
+    // Its last report is due 10 ms before the end of the last phase.
+    let _ = phase_watcher.await;
     if tty {
         eprint!("\r{:120}\r", "");
     }

@@ -14,6 +14,7 @@
 //! | [`retry`] | `resile-retry` | `RetryLayer`: backoff, server hints, idempotency, retry budgets, body replay |
 //! | [`breaker`] | `resile-breaker` | `CircuitBreakerLayer`: lock-free when closed, sliding windows, half-open probes |
 //! | [`ratelimit`] | `resile-ratelimit` | GCRA limiters; client pacing (`RateLimitLayer`), server `429`s (`ThrottleLayer`), Redis store |
+//! | [`telemetry`] | `resile-telemetry` | `TelemetryLayer`: success, 4xx, 5xx and gateway rates, codes, latency quantiles, trends, alerts; `metrics` export |
 //!
 //! # Example
 //!
@@ -82,10 +83,12 @@
 //!
 //! # Features
 //!
-//! All on by default except `redis`, `reqwest` and `axum`:
+//! All on by default except `redis`, `reqwest`, `axum`, `metrics` and `serde`:
 //!
-//! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`: the modules above
-//!   (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
+//! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`: the
+//!   modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
+//! - `metrics`: telemetry exported through the `metrics` facade
+//!   (`telemetry::MetricsExporter`); `serde`: `Serialize` for the telemetry report;
 //! - `redis`: the Redis store of the rate limiter (`ratelimit::redis`);
 //! - `reqwest`: `reqwest::Client` as the service under the whole stack, as it is
 //!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`,
@@ -106,6 +109,8 @@ pub use resile_ratelimit as ratelimit;
 pub use resile_retry as retry;
 #[cfg(feature = "retry-after")]
 pub use resile_retry_after as retry_after;
+#[cfg(feature = "telemetry")]
+pub use resile_telemetry as telemetry;
 
 mod ext;
 pub use ext::ServiceBuilderExt;

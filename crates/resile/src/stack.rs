@@ -8,6 +8,10 @@
 //! retry  ->  circuit breaker  ->  server pause  ->  per-attempt timeout  ->  the client
 //! ```
 //!
+//! With [`.telemetry(&telemetry)`](ClientStack::telemetry) (feature `telemetry`, on by
+//! default), a telemetry layer goes around the whole (what callers see) and one just inside
+//! the retry layer (what the server answered, per attempt).
+//!
 //! # Per host by default
 //!
 //! The breaker and the server pause keep one state per host (the request's authority,
@@ -119,6 +123,8 @@ use resile_breaker::{
 };
 use resile_ratelimit::ServerPauseLayer;
 use resile_retry::{AttemptTimeoutLayer, RetryLayer, RetryPolicy};
+#[cfg(feature = "telemetry")]
+use resile_telemetry::{Telemetry, TelemetryLayer};
 use tower::layer::util::Identity;
 use tower_layer::Layer;
 
@@ -157,7 +163,9 @@ pub fn default_breaker() -> KeyedCircuitBreakerLayer<ByAuthority> {
 pub fn http_client() -> ClientStack {
     ClientStack {
         layers: Layers {
+            telemetry: Identity::new(),
             retry: RetryLayer::new(default_retry_policy()),
+            attempt_telemetry: Identity::new(),
             breaker: default_breaker(),
             limiter: default_limiter(),
             timeout: AttemptTimeoutLayer::new(DEFAULT_ATTEMPT_TIMEOUT),
@@ -165,12 +173,17 @@ pub fn http_client() -> ClientStack {
     }
 }
 
-/// The four layers of a [`ClientStack`], outermost first.
+/// The layers of a [`ClientStack`], outermost first.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct Layers<R, B, L, T> {
-    /// The retry layer (outermost).
+pub struct Layers<R, B, L, T, O = Identity, A = Identity> {
+    /// The telemetry of what callers see (outermost; [`Identity`] unless
+    /// [`telemetry`](ClientStack::telemetry) was called).
+    pub telemetry: O,
+    /// The retry layer.
     pub retry: R,
+    /// The telemetry of each attempt (inside the retry layer).
+    pub attempt_telemetry: A,
     /// The circuit breaker.
     pub breaker: B,
     /// The rate limiter (by default, the per-host server pause).
@@ -179,11 +192,12 @@ pub struct Layers<R, B, L, T> {
     pub timeout: T,
 }
 
-/// A client stack: retry → circuit breaker → limiter → per-attempt timeout → the service.
+/// A client stack: retry → circuit breaker → limiter → per-attempt timeout → the service, with
+/// telemetry around the whole and around each attempt when asked for.
 ///
 /// A `Clone + Debug` [`Layer`]: every service it wraps shares the breakers, the pauses and the
 /// retry budget of its pieces (they are `Arc`s inside). Built by [`http_client()`]; the type
-/// parameters are the four pieces, [`Identity`] for a removed one.
+/// parameters are the pieces, [`Identity`] for a removed one.
 ///
 /// # Default
 ///
@@ -194,8 +208,10 @@ pub struct ClientStack<
     B = KeyedCircuitBreakerLayer<ByAuthority>,
     L = ServerPauseLayer,
     T = AttemptTimeoutLayer,
+    O = Identity,
+    A = Identity,
 > {
-    layers: Layers<R, B, L, T>,
+    layers: Layers<R, B, L, T, O, A>,
 }
 
 impl Default for ClientStack {
@@ -204,124 +220,175 @@ impl Default for ClientStack {
     }
 }
 
-impl<R, B, L, T> ClientStack<R, B, L, T> {
+impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
+    fn from_parts<R2, B2, L2, T2, O2, A2>(
+        layers: Layers<R2, B2, L2, T2, O2, A2>,
+    ) -> ClientStack<R2, B2, L2, T2, O2, A2> {
+        ClientStack { layers }
+    }
+
     /// Retries under `policy` (replaces [`default_retry_policy()`]).
-    pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T> {
+    pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T, O, A> {
         self.retry_layer(RetryLayer::new(policy))
     }
 
-    /// Any layer in the retry position (outermost).
-    pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T> {
-        let Layers {
-            breaker,
-            limiter,
-            timeout,
-            ..
-        } = self.layers;
-        ClientStack {
-            layers: Layers {
-                retry: layer,
-                breaker,
-                limiter,
-                timeout,
-            },
-        }
+    /// Any layer in the retry position.
+    pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T, O, A> {
+        let l = self.layers;
+        Self::from_parts(Layers {
+            telemetry: l.telemetry,
+            retry: layer,
+            attempt_telemetry: l.attempt_telemetry,
+            breaker: l.breaker,
+            limiter: l.limiter,
+            timeout: l.timeout,
+        })
     }
 
     /// No retry layer.
-    pub fn no_retry(self) -> ClientStack<Identity, B, L, T> {
+    pub fn no_retry(self) -> ClientStack<Identity, B, L, T, O, A> {
         self.retry_layer(Identity::new())
     }
 
     /// Uses `layer` as the breaker: a [`CircuitBreakerLayer`] for one breaker for the whole
     /// client, a [`KeyedCircuitBreakerLayer`] with other settings, or any layer.
-    pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T> {
-        let Layers {
-            retry,
-            limiter,
-            timeout,
-            ..
-        } = self.layers;
-        ClientStack {
-            layers: Layers {
-                retry,
-                breaker: layer,
-                limiter,
-                timeout,
-            },
-        }
+    pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T, O, A> {
+        let l = self.layers;
+        Self::from_parts(Layers {
+            telemetry: l.telemetry,
+            retry: l.retry,
+            attempt_telemetry: l.attempt_telemetry,
+            breaker: layer,
+            limiter: l.limiter,
+            timeout: l.timeout,
+        })
     }
 
     /// No circuit breaker.
-    pub fn no_circuit_breaker(self) -> ClientStack<R, Identity, L, T> {
+    pub fn no_circuit_breaker(self) -> ClientStack<R, Identity, L, T, O, A> {
         self.circuit_breaker(Identity::new())
     }
 
     /// Uses `layer` as the limiter: a [`RateLimitLayer`](resile_ratelimit::RateLimitLayer) with
     /// the server's published quota (it obeys the server's pauses too), one on a Redis store
     /// shared by several processes, [`ServerPauseLayer::client_wide()`], or any layer.
-    pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T> {
-        let Layers {
-            retry,
-            breaker,
-            timeout,
-            ..
-        } = self.layers;
-        ClientStack {
-            layers: Layers {
-                retry,
-                breaker,
-                limiter: layer,
-                timeout,
-            },
-        }
+    pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T, O, A> {
+        let l = self.layers;
+        Self::from_parts(Layers {
+            telemetry: l.telemetry,
+            retry: l.retry,
+            attempt_telemetry: l.attempt_telemetry,
+            breaker: l.breaker,
+            limiter: layer,
+            timeout: l.timeout,
+        })
     }
 
     /// No limiter (server `429` hints are then honoured per request by the retry layer only).
-    pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T> {
+    pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T, O, A> {
         self.rate_limit(Identity::new())
     }
 
     /// Bounds each attempt to `timeout` (replaces [`DEFAULT_ATTEMPT_TIMEOUT`]).
-    pub fn attempt_timeout(self, timeout: Duration) -> ClientStack<R, B, L, AttemptTimeoutLayer> {
+    pub fn attempt_timeout(
+        self,
+        timeout: Duration,
+    ) -> ClientStack<R, B, L, AttemptTimeoutLayer, O, A> {
         self.attempt_timeout_layer(AttemptTimeoutLayer::new(timeout))
     }
 
     /// Any layer in the per-attempt timeout position (innermost).
-    pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2> {
-        let Layers {
-            retry,
-            breaker,
-            limiter,
-            ..
-        } = self.layers;
-        ClientStack {
-            layers: Layers {
-                retry,
-                breaker,
-                limiter,
-                timeout: layer,
-            },
-        }
+    pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2, O, A> {
+        let l = self.layers;
+        Self::from_parts(Layers {
+            telemetry: l.telemetry,
+            retry: l.retry,
+            attempt_telemetry: l.attempt_telemetry,
+            breaker: l.breaker,
+            limiter: l.limiter,
+            timeout: layer,
+        })
     }
 
     /// No per-attempt timeout.
-    pub fn no_attempt_timeout(self) -> ClientStack<R, B, L, Identity> {
+    pub fn no_attempt_timeout(self) -> ClientStack<R, B, L, Identity, O, A> {
         self.attempt_timeout_layer(Identity::new())
     }
 
-    /// The four layers.
-    pub fn layers(&self) -> &Layers<R, B, L, T> {
+    /// Records into `telemetry` what callers see (a layer outermost) and what the server
+    /// answered (a layer inside the retry layer, one record per attempt), and the breaker's
+    /// transitions. See [`resile_telemetry`] for the report and the alerts.
+    #[cfg(feature = "telemetry")]
+    pub fn telemetry(
+        self,
+        telemetry: &Telemetry,
+    ) -> ClientStack<R, B, L, T, TelemetryLayer, TelemetryLayer>
+    where
+        B: BreakerEvents,
+    {
+        let l = self.layers;
+        l.breaker.report_transitions(telemetry);
+        Self::from_parts(Layers {
+            telemetry: telemetry.layer(),
+            retry: l.retry,
+            attempt_telemetry: telemetry.attempt_layer(),
+            breaker: l.breaker,
+            limiter: l.limiter,
+            timeout: l.timeout,
+        })
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &Layers<R, B, L, T, O, A> {
         &self.layers
     }
 
-    /// The four layers, by value.
-    pub fn into_layers(self) -> Layers<R, B, L, T> {
+    /// The layers, by value.
+    pub fn into_layers(self) -> Layers<R, B, L, T, O, A> {
         self.layers
     }
 }
 
-impl<R, K, C, L, T> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T> {
+/// A breaker layer whose state changes [`ClientStack::telemetry`] records as
+/// [`Event::BreakerTransition`](resile_telemetry::Event::BreakerTransition).
+#[cfg(feature = "telemetry")]
+pub trait BreakerEvents {
+    /// Subscribes `telemetry` to the breaker's transitions (nothing for a layer that has none).
+    fn report_transitions(&self, telemetry: &Telemetry);
+}
+
+#[cfg(feature = "telemetry")]
+fn transition_event(t: &resile_breaker::Transition) -> resile_telemetry::Event {
+    resile_telemetry::Event::BreakerTransition {
+        from: t.from.as_str(),
+        to: t.to.as_str(),
+    }
+}
+
+#[cfg(feature = "telemetry")]
+impl<K, C> BreakerEvents for KeyedCircuitBreakerLayer<K, C> {
+    fn report_transitions(&self, telemetry: &Telemetry) {
+        let telemetry = telemetry.clone();
+        self.handle()
+            .on_transition(move |t| telemetry.record_event(transition_event(t)));
+    }
+}
+
+#[cfg(feature = "telemetry")]
+impl<C> BreakerEvents for CircuitBreakerLayer<C> {
+    fn report_transitions(&self, telemetry: &Telemetry) {
+        let telemetry = telemetry.clone();
+        self.handle()
+            .on_transition(move |t| telemetry.record_event(transition_event(t)));
+    }
+}
+
+#[cfg(feature = "telemetry")]
+impl BreakerEvents for Identity {
+    fn report_transitions(&self, _: &Telemetry) {}
+}
+
+impl<R, K, C, L, T, O, A> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T, O, A> {
     /// The handle of the stack's per-host breakers: each host's state, the metrics of all, and
     /// their transitions.
     pub fn breaker_handle(&self) -> KeyedHandle {
@@ -329,27 +396,31 @@ impl<R, K, C, L, T> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T> {
     }
 }
 
-impl<R, C, L, T> ClientStack<R, CircuitBreakerLayer<C>, L, T> {
+impl<R, C, L, T, O, A> ClientStack<R, CircuitBreakerLayer<C>, L, T, O, A> {
     /// The handle of the stack's client-wide breaker: its state, metrics and transitions.
     pub fn breaker_handle(&self) -> BreakerHandle {
         self.layers.breaker.handle()
     }
 }
 
-impl<S, R, B, L, T> Layer<S> for ClientStack<R, B, L, T>
+impl<S, R, B, L, T, O, A> Layer<S> for ClientStack<R, B, L, T, O, A>
 where
     T: Layer<S>,
     L: Layer<T::Service>,
     B: Layer<L::Service>,
-    R: Layer<B::Service>,
+    A: Layer<B::Service>,
+    R: Layer<A::Service>,
+    O: Layer<R::Service>,
 {
-    type Service = R::Service;
+    type Service = O::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
         let l = &self.layers;
         let inner = l.timeout.layer(inner);
         let inner = l.limiter.layer(inner);
         let inner = l.breaker.layer(inner);
-        l.retry.layer(inner)
+        let inner = l.attempt_telemetry.layer(inner);
+        let inner = l.retry.layer(inner);
+        l.telemetry.layer(inner)
     }
 }

@@ -18,8 +18,8 @@ enum Watch {
 /// A rule raised when a figure over its window crosses `raise`, and cleared when it falls back
 /// below `clear` (hysteresis: a rate that flaps around one threshold does not flood).
 ///
-/// A rule needs `min_requests` requests in its window to raise (a quiet window clears a raised
-/// alert only by falling below `clear`, and an empty window leaves its state as it is).
+/// A rule needs `min_requests` requests sent in its window to raise (local rejections do not
+/// count); a window with none leaves the rule's state as it is.
 /// Rules read the server's view: the attempts when an attempt layer records them, otherwise
 /// the requests ([`AlertRule::view`] picks one).
 ///
@@ -147,7 +147,7 @@ impl AlertRule {
     /// The watched value over `w` (and `baseline` for the spike rule), or `None` when the
     /// window says nothing.
     pub(crate) fn value(&self, w: &Figures, baseline: Option<&Figures>) -> Option<f64> {
-        if w.requests == 0 {
+        if w.sent == 0 {
             return None;
         }
         Some(match self.watch {
@@ -235,7 +235,7 @@ pub struct AlertEvent {
     pub state: AlertState,
     /// The figure that crossed (a rate from 0 to 1, a multiple, or seconds for latency).
     pub value: f64,
-    /// Requests in the rule's window.
+    /// Requests sent in the rule's window.
     pub requests: u64,
     /// When the interval closed, since the telemetry was created.
     pub at: Duration,

@@ -171,7 +171,7 @@ impl Inner {
                 let Some(value) = rule.value(&w, base.as_ref()) else {
                     continue;
                 };
-                let next = rule.next(*raised, value, w.requests);
+                let next = rule.next(*raised, value, w.sent);
                 if next != *raised {
                     *raised = next;
                     fired.push(AlertEvent {
@@ -182,7 +182,7 @@ impl Inner {
                             AlertState::Cleared
                         },
                         value,
-                        requests: w.requests,
+                        requests: w.sent,
                         at,
                         rule_def: rule.clone(),
                     });

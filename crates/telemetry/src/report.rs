@@ -53,8 +53,9 @@ pub struct Events {
 
 /// The figures of one view over one period.
 ///
-/// Rates are shares of `requests` (every recorded request, cancelled ones included), from 0
-/// to 1, and 0 when there were no requests.
+/// Rates are from 0 to 1 (0 when there is nothing to divide). The success rate is a share of
+/// every request (what callers got); the error rates are shares of the requests `sent` to the
+/// server (local rejections left out, so that an open breaker does not dilute the 5xx rate).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -63,17 +64,20 @@ pub struct Figures {
     pub window: Option<Duration>,
     /// Requests recorded.
     pub requests: u64,
+    /// Requests that reached the transport: `requests - local_rejections`.
+    pub sent: u64,
     /// Requests answered with a response (any status).
     pub responses: u64,
-    /// Share of 2xx answers.
+    /// 2xx answers over `requests`.
     pub success_rate: f64,
-    /// Share of 4xx answers.
+    /// 4xx answers over `sent`.
     pub client_error_rate: f64,
-    /// Share of 5xx answers.
+    /// 5xx answers over `sent`.
     pub server_error_rate: f64,
-    /// Share of 502 and 504 answers (gateway errors: the request likely never reached the API).
+    /// 502 and 504 answers over `sent` (gateway errors: the request likely never reached the
+    /// API).
     pub gateway_share: f64,
-    /// Share of transport errors (connect, timeout, other transport).
+    /// Transport errors (connect, timeout, other transport) over `sent`.
     pub transport_error_rate: f64,
     /// Requests refused locally by a resile layer (breaker, limiter, other).
     pub local_rejections: u64,
@@ -100,13 +104,10 @@ impl Figures {
                 .sum()
         };
         let err = |k: ErrorKind| t.errors[k.index()];
-        let share = |n: u64| {
-            if requests == 0 {
-                0.0
-            } else {
-                n as f64 / requests as f64
-            }
-        };
+        let local =
+            err(ErrorKind::BreakerOpen) + err(ErrorKind::RateLimited) + err(ErrorKind::Rejected);
+        let sent = requests - local;
+        let over = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         let mut by_status: Vec<StatusCount> = t
             .statuses
             .iter()
@@ -132,15 +133,14 @@ impl Figures {
         Figures {
             window,
             requests,
+            sent,
             responses,
-            success_rate: share(class(200, 299)),
-            client_error_rate: share(class(400, 499)),
-            server_error_rate: share(class(500, 599)),
-            gateway_share: share(class(502, 502) + class(504, 504)),
-            transport_error_rate: share(transport),
-            local_rejections: err(ErrorKind::BreakerOpen)
-                + err(ErrorKind::RateLimited)
-                + err(ErrorKind::Rejected),
+            success_rate: over(class(200, 299), requests),
+            client_error_rate: over(class(400, 499), sent),
+            server_error_rate: over(class(500, 599), sent),
+            gateway_share: over(class(502, 502) + class(504, 504), sent),
+            transport_error_rate: over(transport, sent),
+            local_rejections: local,
             cancelled: err(ErrorKind::Cancelled),
             by_status,
             by_error,
@@ -233,7 +233,7 @@ impl Report {
         if r.requests == 0 {
             return None;
         }
-        Some((a.requests - a.local_rejections) as f64 / r.requests as f64)
+        Some(a.sent as f64 / r.requests as f64)
     }
 }
 
@@ -346,16 +346,23 @@ impl fmt::Display for Report {
             }
         }
         let e = &self.requests.total.events;
-        writeln!(
-            f,
-            "events: {} retries, {} budget refusals, breaker opened {} / half-open {} / closed {}, {} server pauses",
-            e.retries,
-            e.budget_refusals,
-            e.breaker_opened,
-            e.breaker_half_opened,
-            e.breaker_closed,
-            e.server_pauses
-        )?;
+        let events: Vec<String> = [
+            (e.retries, "retries"),
+            (e.budget_refusals, "budget refusals"),
+            (e.breaker_opened, "breaker opened"),
+            (e.breaker_half_opened, "breaker half-opened"),
+            (e.breaker_closed, "breaker closed"),
+            (e.server_pauses, "server pauses"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{what} {n}"))
+        .collect();
+        if events.is_empty() {
+            writeln!(f, "events: none")?;
+        } else {
+            writeln!(f, "events: {}", events.join(", "))?;
+        }
         if self.active_alerts.is_empty() {
             write!(f, "alerts: none active")?;
         } else {

@@ -380,7 +380,11 @@ async fn errors_are_classified_by_kind() {
     assert_eq!(f.errors(ErrorKind::RateLimited), 1);
     assert_eq!(f.errors(ErrorKind::Transport), 1);
     assert_eq!(f.local_rejections, 3);
-    assert!((f.transport_error_rate - 0.5).abs() < 1e-9);
+    assert_eq!(f.sent, 3);
+    assert!(
+        (f.transport_error_rate - 1.0).abs() < 1e-9,
+        "over the requests sent"
+    );
     assert_eq!(f.by_error[0].kind, ErrorKind::BreakerOpen);
 }
 
