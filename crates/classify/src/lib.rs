@@ -80,7 +80,7 @@ pub use key::{AllRequests, ByAuthority, HostKey, KeyExtractor};
 /// Downcast it to the layer's own error (`err.is::<LocalRejection>()`, a breaker's
 /// `BreakerOpen`, ...) or to the inner service's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub use traits::{RequestLike, ResponseLike};
+pub use traits::{attempts, Attempts, RequestLike, ResponseLike};
 
 /// The outcome of one attempt, as the classifier sees it.
 #[derive(Clone, Copy)]

@@ -16,6 +16,27 @@ pub trait ResponseLike {
     fn status(&self) -> StatusCode;
     /// The response headers.
     fn headers(&self) -> &HeaderMap;
+    /// The response's extensions, for types that have them (`None` by default).
+    fn extensions(&self) -> Option<&http::Extensions> {
+        None
+    }
+    /// The response's extensions, mutably, for types that have them (`None` by default).
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        None
+    }
+}
+
+/// How many attempts a retry layer made for the response it returned, when it made more than
+/// one: resile-retry puts it in the final response's extensions (`http::Response`,
+/// `reqwest::Response`), where the layers outside it read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Attempts(pub u32);
+
+/// The attempts recorded in a response's extensions, 1 when none are.
+pub fn attempts<R: ResponseLike + ?Sized>(res: &R) -> u32 {
+    res.extensions()
+        .and_then(|e| e.get::<Attempts>())
+        .map_or(1, |a| a.0)
 }
 
 impl<B> RequestLike for http::Request<B> {
@@ -43,6 +64,12 @@ impl<B> ResponseLike for http::Response<B> {
     fn headers(&self) -> &HeaderMap {
         http::Response::headers(self)
     }
+    fn extensions(&self) -> Option<&http::Extensions> {
+        Some(http::Response::extensions(self))
+    }
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        Some(http::Response::extensions_mut(self))
+    }
 }
 
 impl ResponseLike for http::response::Parts {
@@ -51,6 +78,12 @@ impl ResponseLike for http::response::Parts {
     }
     fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+    fn extensions(&self) -> Option<&http::Extensions> {
+        Some(&self.extensions)
+    }
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        Some(&mut self.extensions)
     }
 }
 
@@ -71,5 +104,11 @@ impl ResponseLike for reqwest::Response {
     }
     fn headers(&self) -> &HeaderMap {
         reqwest::Response::headers(self)
+    }
+    fn extensions(&self) -> Option<&http::Extensions> {
+        Some(reqwest::Response::extensions(self))
+    }
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        Some(reqwest::Response::extensions_mut(self))
     }
 }

@@ -14,6 +14,7 @@
 //! | [`retry`] | `resile-retry` | `RetryLayer`: backoff, server hints, idempotency, retry budgets, body replay |
 //! | [`breaker`] | `resile-breaker` | `CircuitBreakerLayer`: lock-free when closed, sliding windows, half-open probes |
 //! | [`ratelimit`] | `resile-ratelimit` | GCRA limiters; client pacing (`RateLimitLayer`), server `429`s (`ThrottleLayer`), Redis store |
+//! | [`api_error`] | `resile-api-error` | `ApiError`: a failed response's JSON error messages, problem details, request id, parsed within bounds; `ErrorForStatusLayer` |
 //! | [`telemetry`] | `resile-telemetry` | `TelemetryLayer`: success, 4xx, 5xx and gateway rates, codes, latency quantiles, trends, alerts; `metrics` export |
 //!
 //! # Example
@@ -85,8 +86,8 @@
 //!
 //! All on by default except `redis`, `reqwest`, `axum`, `metrics` and `serde`:
 //!
-//! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`: the
-//!   modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
+//! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`,
+//!   `api-error`: the modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
 //! - `metrics`: telemetry exported through the `metrics` facade
 //!   (`telemetry::MetricsExporter`); `serde`: `Serialize` for the telemetry report;
 //! - `redis`: the Redis store of the rate limiter (`ratelimit::redis`);
@@ -97,6 +98,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "api-error")]
+pub use resile_api_error as api_error;
 #[cfg(feature = "backoff")]
 pub use resile_backoff as backoff;
 #[cfg(feature = "breaker")]

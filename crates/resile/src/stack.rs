@@ -118,6 +118,8 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "api-error")]
+use resile_api_error::ErrorForStatusLayer;
 use resile_breaker::{
     BreakerHandle, ByAuthority, CircuitBreakerLayer, KeyedCircuitBreakerLayer, KeyedHandle,
 };
@@ -163,6 +165,7 @@ pub fn default_breaker() -> KeyedCircuitBreakerLayer<ByAuthority> {
 pub fn http_client() -> ClientStack {
     ClientStack {
         layers: Layers {
+            errors: Identity::new(),
             telemetry: Identity::new(),
             retry: RetryLayer::new(default_retry_policy()),
             attempt_telemetry: Identity::new(),
@@ -176,7 +179,10 @@ pub fn http_client() -> ClientStack {
 /// The layers of a [`ClientStack`], outermost first.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct Layers<R, B, L, T, O = Identity, A = Identity> {
+pub struct Layers<R, B, L, T, O = Identity, A = Identity, E = Identity> {
+    /// Failed final responses into errors (outermost; [`Identity`] unless
+    /// [`error_for_status`](ClientStack::error_for_status) was called).
+    pub errors: E,
     /// The telemetry of what callers see (outermost; [`Identity`] unless
     /// [`telemetry`](ClientStack::telemetry) was called).
     pub telemetry: O,
@@ -210,8 +216,9 @@ pub struct ClientStack<
     T = AttemptTimeoutLayer,
     O = Identity,
     A = Identity,
+    E = Identity,
 > {
-    layers: Layers<R, B, L, T, O, A>,
+    layers: Layers<R, B, L, T, O, A, E>,
 }
 
 impl Default for ClientStack {
@@ -220,22 +227,23 @@ impl Default for ClientStack {
     }
 }
 
-impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
-    fn from_parts<R2, B2, L2, T2, O2, A2>(
-        layers: Layers<R2, B2, L2, T2, O2, A2>,
-    ) -> ClientStack<R2, B2, L2, T2, O2, A2> {
+impl<R, B, L, T, O, A, E> ClientStack<R, B, L, T, O, A, E> {
+    fn from_parts<R2, B2, L2, T2, O2, A2, E2>(
+        layers: Layers<R2, B2, L2, T2, O2, A2, E2>,
+    ) -> ClientStack<R2, B2, L2, T2, O2, A2, E2> {
         ClientStack { layers }
     }
 
     /// Retries under `policy` (replaces [`default_retry_policy()`]).
-    pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T, O, A> {
+    pub fn retry<P>(self, policy: RetryPolicy<P>) -> ClientStack<RetryLayer<P>, B, L, T, O, A, E> {
         self.retry_layer(RetryLayer::new(policy))
     }
 
     /// Any layer in the retry position.
-    pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T, O, A> {
+    pub fn retry_layer<R2>(self, layer: R2) -> ClientStack<R2, B, L, T, O, A, E> {
         let l = self.layers;
         Self::from_parts(Layers {
+            errors: l.errors,
             telemetry: l.telemetry,
             retry: layer,
             attempt_telemetry: l.attempt_telemetry,
@@ -246,15 +254,16 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     }
 
     /// No retry layer.
-    pub fn no_retry(self) -> ClientStack<Identity, B, L, T, O, A> {
+    pub fn no_retry(self) -> ClientStack<Identity, B, L, T, O, A, E> {
         self.retry_layer(Identity::new())
     }
 
     /// Uses `layer` as the breaker: a [`CircuitBreakerLayer`] for one breaker for the whole
     /// client, a [`KeyedCircuitBreakerLayer`] with other settings, or any layer.
-    pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T, O, A> {
+    pub fn circuit_breaker<B2>(self, layer: B2) -> ClientStack<R, B2, L, T, O, A, E> {
         let l = self.layers;
         Self::from_parts(Layers {
+            errors: l.errors,
             telemetry: l.telemetry,
             retry: l.retry,
             attempt_telemetry: l.attempt_telemetry,
@@ -265,16 +274,17 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     }
 
     /// No circuit breaker.
-    pub fn no_circuit_breaker(self) -> ClientStack<R, Identity, L, T, O, A> {
+    pub fn no_circuit_breaker(self) -> ClientStack<R, Identity, L, T, O, A, E> {
         self.circuit_breaker(Identity::new())
     }
 
     /// Uses `layer` as the limiter: a [`RateLimitLayer`](resile_ratelimit::RateLimitLayer) with
     /// the server's published quota (it obeys the server's pauses too), one on a Redis store
     /// shared by several processes, [`ServerPauseLayer::client_wide()`], or any layer.
-    pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T, O, A> {
+    pub fn rate_limit<L2>(self, layer: L2) -> ClientStack<R, B, L2, T, O, A, E> {
         let l = self.layers;
         Self::from_parts(Layers {
+            errors: l.errors,
             telemetry: l.telemetry,
             retry: l.retry,
             attempt_telemetry: l.attempt_telemetry,
@@ -285,7 +295,7 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     }
 
     /// No limiter (server `429` hints are then honoured per request by the retry layer only).
-    pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T, O, A> {
+    pub fn no_rate_limit(self) -> ClientStack<R, B, Identity, T, O, A, E> {
         self.rate_limit(Identity::new())
     }
 
@@ -293,14 +303,15 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     pub fn attempt_timeout(
         self,
         timeout: Duration,
-    ) -> ClientStack<R, B, L, AttemptTimeoutLayer, O, A> {
+    ) -> ClientStack<R, B, L, AttemptTimeoutLayer, O, A, E> {
         self.attempt_timeout_layer(AttemptTimeoutLayer::new(timeout))
     }
 
     /// Any layer in the per-attempt timeout position (innermost).
-    pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2, O, A> {
+    pub fn attempt_timeout_layer<T2>(self, layer: T2) -> ClientStack<R, B, L, T2, O, A, E> {
         let l = self.layers;
         Self::from_parts(Layers {
+            errors: l.errors,
             telemetry: l.telemetry,
             retry: l.retry,
             attempt_telemetry: l.attempt_telemetry,
@@ -311,7 +322,7 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     }
 
     /// No per-attempt timeout.
-    pub fn no_attempt_timeout(self) -> ClientStack<R, B, L, Identity, O, A> {
+    pub fn no_attempt_timeout(self) -> ClientStack<R, B, L, Identity, O, A, E> {
         self.attempt_timeout_layer(Identity::new())
     }
 
@@ -322,13 +333,14 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
     pub fn telemetry(
         self,
         telemetry: &Telemetry,
-    ) -> ClientStack<R, B, L, T, TelemetryLayer, TelemetryLayer>
+    ) -> ClientStack<R, B, L, T, TelemetryLayer, TelemetryLayer, E>
     where
         B: BreakerEvents,
     {
         let l = self.layers;
         l.breaker.report_transitions(telemetry);
         Self::from_parts(Layers {
+            errors: l.errors,
             telemetry: telemetry.layer(),
             retry: l.retry,
             attempt_telemetry: telemetry.attempt_layer(),
@@ -338,13 +350,40 @@ impl<R, B, L, T, O, A> ClientStack<R, B, L, T, O, A> {
         })
     }
 
+    /// Turns final `4xx` and `5xx` responses into `Err(ApiError)` (outermost), their bodies
+    /// read within bounds and parsed: see [`resile_api_error`]. Off by default. Retries happen
+    /// inside it, so a `503` is still retried and the error describes the last attempt.
+    #[cfg(feature = "api-error")]
+    pub fn error_for_status(self) -> ClientStack<R, B, L, T, O, A, ErrorForStatusLayer> {
+        self.error_for_status_layer(ErrorForStatusLayer::new())
+    }
+
+    /// Like [`error_for_status`](Self::error_for_status) with a layer of your settings
+    /// (statuses, body limit, time bound, shapes).
+    #[cfg(feature = "api-error")]
+    pub fn error_for_status_layer(
+        self,
+        layer: ErrorForStatusLayer,
+    ) -> ClientStack<R, B, L, T, O, A, ErrorForStatusLayer> {
+        let l = self.layers;
+        Self::from_parts(Layers {
+            errors: layer,
+            telemetry: l.telemetry,
+            retry: l.retry,
+            attempt_telemetry: l.attempt_telemetry,
+            breaker: l.breaker,
+            limiter: l.limiter,
+            timeout: l.timeout,
+        })
+    }
+
     /// The layers.
-    pub fn layers(&self) -> &Layers<R, B, L, T, O, A> {
+    pub fn layers(&self) -> &Layers<R, B, L, T, O, A, E> {
         &self.layers
     }
 
     /// The layers, by value.
-    pub fn into_layers(self) -> Layers<R, B, L, T, O, A> {
+    pub fn into_layers(self) -> Layers<R, B, L, T, O, A, E> {
         self.layers
     }
 }
@@ -388,7 +427,7 @@ impl BreakerEvents for Identity {
     fn report_transitions(&self, _: &Telemetry) {}
 }
 
-impl<R, K, C, L, T, O, A> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T, O, A> {
+impl<R, K, C, L, T, O, A, E> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T, O, A, E> {
     /// The handle of the stack's per-host breakers: each host's state, the metrics of all, and
     /// their transitions.
     pub fn breaker_handle(&self) -> KeyedHandle {
@@ -396,14 +435,14 @@ impl<R, K, C, L, T, O, A> ClientStack<R, KeyedCircuitBreakerLayer<K, C>, L, T, O
     }
 }
 
-impl<R, C, L, T, O, A> ClientStack<R, CircuitBreakerLayer<C>, L, T, O, A> {
+impl<R, C, L, T, O, A, E> ClientStack<R, CircuitBreakerLayer<C>, L, T, O, A, E> {
     /// The handle of the stack's client-wide breaker: its state, metrics and transitions.
     pub fn breaker_handle(&self) -> BreakerHandle {
         self.layers.breaker.handle()
     }
 }
 
-impl<S, R, B, L, T, O, A> Layer<S> for ClientStack<R, B, L, T, O, A>
+impl<S, R, B, L, T, O, A, E> Layer<S> for ClientStack<R, B, L, T, O, A, E>
 where
     T: Layer<S>,
     L: Layer<T::Service>,
@@ -411,8 +450,9 @@ where
     A: Layer<B::Service>,
     R: Layer<A::Service>,
     O: Layer<R::Service>,
+    E: Layer<O::Service>,
 {
-    type Service = O::Service;
+    type Service = E::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
         let l = &self.layers;
@@ -421,6 +461,7 @@ where
         let inner = l.breaker.layer(inner);
         let inner = l.attempt_telemetry.layer(inner);
         let inner = l.retry.layer(inner);
-        l.telemetry.layer(inner)
+        let inner = l.telemetry.layer(inner);
+        l.errors.layer(inner)
     }
 }

@@ -8,7 +8,7 @@ use std::task::{ready, Context, Poll};
 use http::HeaderValue;
 use pin_project_lite::pin_project;
 use resile_backoff::Backoff;
-use resile_classify::{Outcome, ResponseLike};
+use resile_classify::{Attempts, Outcome, ResponseLike};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -101,11 +101,13 @@ where
                     let result = ready!(future.poll(cx));
                     // The path of every successful request: a status no rule can retry is
                     // returned without building a classification.
-                    if let Ok(res) = &result {
+                    let mut result = result;
+                    if let Ok(res) = &mut result {
                         let policy = &*this.policy.inner;
                         if !policy.classifier.may_retry_status(res.status()) {
                             if *this.attempt > 1 {
                                 policy.done_after_retries(res, *this.attempt);
+                                mark_attempts(res, *this.attempt);
                             }
                             return Poll::Ready(result.map_err(Into::into));
                         }
@@ -138,6 +140,10 @@ where
                         Decision::Return => {
                             // A request built for a retry that was then refused.
                             *this.next = None;
+                            let mut result = result;
+                            if let (Ok(res), true) = (&mut result, *this.attempt > 1) {
+                                mark_attempts(res, *this.attempt);
+                            }
                             return Poll::Ready(result);
                         }
                         Decision::Retry(None) => {
@@ -173,6 +179,13 @@ where
                 }
             }
         }
+    }
+}
+
+/// Tells the layers outside how many attempts the response took.
+fn mark_attempts<R: ResponseLike>(res: &mut R, attempts: u32) {
+    if let Some(ext) = res.extensions_mut() {
+        ext.insert(Attempts(attempts));
     }
 }
 

@@ -190,6 +190,29 @@ async fn retries_503_with_exact_exponential_waits() {
     assert_eq!(retries[0].reason, OutcomeKind::RetryableServerError);
     assert_eq!(retries[0].status, Some(StatusCode::SERVICE_UNAVAILABLE));
     assert!(events.give_ups().is_empty());
+    assert_eq!(
+        resile_classify::attempts(&c.res),
+        3,
+        "the attempts, for the layers outside"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_of_one_attempt_carries_no_attempts_mark() {
+    let policy = RetryPolicy::builder().backoff(constant(10, 2)).build();
+    let c = call(policy, get(), vec![respond(200)]).await;
+    assert!(c
+        .res
+        .extensions()
+        .get::<resile_classify::Attempts>()
+        .is_none());
+    let policy = RetryPolicy::builder().backoff(constant(10, 1)).build();
+    let c = call(policy, get(), vec![respond(503), respond(503)]).await;
+    assert_eq!(
+        resile_classify::attempts(&c.res),
+        2,
+        "the given-up response too"
+    );
 }
 
 #[tokio::test(start_paused = true)]

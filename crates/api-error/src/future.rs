@@ -1,0 +1,77 @@
+//! The response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http_body::Body;
+use pin_project_lite::pin_project;
+use resile_classify::{BoxError, StatusSet};
+
+use crate::read::{ApiErrorReader, ReadBody};
+
+pin_project! {
+    /// The future of [`ErrorForStatus`](crate::ErrorForStatus): the inner call, then, for a
+    /// status in the set, the body read into an `ApiError`.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        statuses: StatusSet,
+        reader: ApiErrorReader,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Calling { #[pin] future: F },
+        Reading { #[pin] read: ReadBody<B> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(crate) fn new(future: F, statuses: StatusSet, reader: ApiErrorReader) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            statuses,
+            reader,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<B>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let res = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if !this.statuses.contains(res.status()) {
+                        return Poll::Ready(Ok(res));
+                    }
+                    let read = this.reader.read(res);
+                    this.state.set(State::Reading { read });
+                }
+                StateProj::Reading { read } => {
+                    let err = ready!(read.poll(cx));
+                    return Poll::Ready(Err(Box::new(err)));
+                }
+            }
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
