@@ -7,9 +7,12 @@ use std::task::{ready, Context, Poll};
 
 use http_body::Body;
 use pin_project_lite::pin_project;
-use resile_classify::{BoxError, StatusSet};
+use std::sync::Arc;
 
-use crate::read::{ApiErrorReader, ReadBody};
+use resile_classify::BoxError;
+
+use crate::read::ReadBody;
+use crate::service::Config;
 
 pin_project! {
     /// The future of [`ErrorForStatus`](crate::ErrorForStatus): the inner call, then, for a
@@ -17,8 +20,7 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        statuses: StatusSet,
-        reader: ApiErrorReader,
+        config: Arc<Config>,
     }
 }
 
@@ -31,11 +33,10 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn new(future: F, statuses: StatusSet, reader: ApiErrorReader) -> Self {
+    pub(crate) fn new(future: F, config: Arc<Config>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            statuses,
-            reader,
+            config,
         }
     }
 }
@@ -55,10 +56,10 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let res = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if !this.statuses.contains(res.status()) {
+                    if !this.config.statuses.contains(res.status()) {
                         return Poll::Ready(Ok(res));
                     }
-                    let read = this.reader.read(res);
+                    let read = this.config.reader.read(res);
                     this.state.set(State::Reading { read });
                 }
                 StateProj::Reading { read } => {

@@ -4,7 +4,9 @@ use resile_classify::StatusSet;
 use tower_layer::Layer;
 
 use crate::read::ApiErrorReader;
-use crate::service::ErrorForStatus;
+use std::sync::Arc;
+
+use crate::service::{Config, ErrorForStatus};
 
 /// Turns final responses whose status is in a set (by default every 4xx and 5xx) into
 /// `Err(ApiError)`, their body read within the [`ApiErrorReader`]'s bounds; every other
@@ -55,6 +57,12 @@ impl<S> Layer<S> for ErrorForStatusLayer {
     type Service = ErrorForStatus<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorForStatus::new(inner, self.statuses, self.reader.clone())
+        ErrorForStatus::new(
+            inner,
+            Arc::new(Config {
+                statuses: self.statuses,
+                reader: self.reader.clone(),
+            }),
+        )
     }
 }

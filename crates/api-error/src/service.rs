@@ -1,5 +1,6 @@
 //! The service.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http_body::Body;
@@ -13,17 +14,19 @@ use crate::read::ApiErrorReader;
 #[derive(Clone, Debug)]
 pub struct ErrorForStatus<S> {
     inner: S,
-    statuses: StatusSet,
-    reader: ApiErrorReader,
+    config: Arc<Config>,
+}
+
+/// What the futures need, shared: one `Arc` per call rather than a copy of the status set.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) statuses: StatusSet,
+    pub(crate) reader: ApiErrorReader,
 }
 
 impl<S> ErrorForStatus<S> {
-    pub(crate) fn new(inner: S, statuses: StatusSet, reader: ApiErrorReader) -> Self {
-        ErrorForStatus {
-            inner,
-            statuses,
-            reader,
-        }
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        ErrorForStatus { inner, config }
     }
 
     /// The inner service.
@@ -60,6 +63,6 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        ResponseFuture::new(self.inner.call(req), self.statuses, self.reader.clone())
+        ResponseFuture::new(self.inner.call(req), self.config.clone())
     }
 }
