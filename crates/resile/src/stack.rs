@@ -10,7 +10,10 @@
 //!
 //! With [`.telemetry(&telemetry)`](ClientStack::telemetry) (feature `telemetry`, on by
 //! default), a telemetry layer goes around the whole (what callers see) and one just inside
-//! the retry layer (what the server answered, per attempt).
+//! the retry layer (what the server answered, per attempt). With
+//! [`.error_for_status()`](ClientStack::error_for_status) (feature `api-error`, on by default;
+//! the layer is off until asked for), final `4xx`/`5xx` responses become
+//! `Err(ApiError)`, outermost of all.
 //!
 //! # Per host by default
 //!
