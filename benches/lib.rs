@@ -3,3 +3,4 @@
 pub mod contenders;
 #[path = "loopback.rs"]
 pub mod loopback;
+pub mod threads;

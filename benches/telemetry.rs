@@ -17,39 +17,17 @@
 //! recorder), both start together, and the figure is wall time divided by the calls of one
 //! thread. Futures are polled by hand with a no-op waker, so no executor cost is measured.
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
-use std::hint::black_box;
-use std::pin::{pin, Pin};
-use std::sync::Barrier;
-use std::task::{ready as ready_poll, Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready as ready_poll, Context, Poll};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
+use resile_benches::threads::{run, Ok200};
 use resile_telemetry::Telemetry;
 use tower::{Layer, Service};
-
-/// Always ready; answers 200.
-#[derive(Clone, Copy, Debug)]
-struct Ok200;
-
-impl Service<Request<()>> for Ok200 {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-
-    #[inline]
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    #[inline]
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
-    }
-}
 
 /// The hand-written `metrics` layer (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -106,61 +84,6 @@ where
         }
         Poll::Ready(out)
     }
-}
-
-fn one_call<S>(svc: &mut S, cx: &mut Context<'_>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>>,
-{
-    loop {
-        match svc.poll_ready(cx) {
-            Poll::Ready(Ok(())) => break,
-            Poll::Ready(Err(_)) => panic!("the inner service is always ready"),
-            Poll::Pending => std::hint::spin_loop(),
-        }
-    }
-    let mut fut = pin!(svc.call(Request::new(())));
-    loop {
-        match fut.as_mut().poll(cx) {
-            Poll::Ready(Ok(res)) => return res,
-            Poll::Ready(Err(_)) => panic!("the inner service never fails"),
-            Poll::Pending => std::hint::spin_loop(),
-        }
-    }
-}
-
-/// `iters` calls on each of `threads` clones of `svc`, started together; the slowest thread's
-/// time.
-fn run<S>(svc: &S, threads: usize, iters: u64) -> Duration
-where
-    S: Service<Request<()>, Response = Response<()>> + Clone + Send,
-{
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let mut svc = svc.clone();
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let mut cx = Context::from_waker(Waker::noop());
-                    for _ in 0..4 {
-                        black_box(one_call(&mut svc, &mut cx));
-                    }
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(one_call(&mut svc, &mut cx));
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread"))
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 fn record_path(c: &mut Criterion) {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use resile_classify::ResponseLike;
+use resile_classify::{RequestLike, ResponseLike};
 use tower_service::Service;
 
 use crate::future::{Pending, ResponseFuture};
@@ -50,11 +50,14 @@ impl<S> TelemetryService<S> {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for TelemetryService<S>
+/// Any request with a method: `http::Request<B>`, and `reqwest::Request` with the `reqwest`
+/// feature.
+impl<S, Req> Service<Req> for TelemetryService<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<Req>,
     S::Response: ResponseLike,
     S::Error: 'static,
+    Req: RequestLike,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -66,30 +69,7 @@ where
     }
 
     #[inline]
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let pending = Pending::start(&self.telemetry, self.view, req.method());
-        ResponseFuture::new(self.inner.call(req), pending)
-    }
-}
-
-#[cfg(feature = "reqwest")]
-impl<S> Service<reqwest::Request> for TelemetryService<S>
-where
-    S: Service<reqwest::Request>,
-    S::Response: ResponseLike,
-    S::Error: 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: reqwest::Request) -> Self::Future {
+    fn call(&mut self, req: Req) -> Self::Future {
         let pending = Pending::start(&self.telemetry, self.view, req.method());
         ResponseFuture::new(self.inner.call(req), pending)
     }
