@@ -84,12 +84,13 @@
 //!
 //! # Features
 //!
-//! All on by default except `redis`, `reqwest`, `axum`, `metrics` and `serde`:
+//! All on by default except `redis`, `reqwest`, `axum`, `metrics`, `opentelemetry` and `serde`:
 //!
 //! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`,
 //!   `api-error`: the modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
 //! - `metrics`: telemetry exported through the `metrics` facade
-//!   (`telemetry::MetricsExporter`); `serde`: `Serialize` for the telemetry report;
+//!   (`telemetry::MetricsExporter`); `opentelemetry`: through an OpenTelemetry `Meter`
+//!   (`telemetry::OtelExporter`); `serde`: `Serialize` for the telemetry report;
 //! - `redis`: the Redis store of the rate limiter (`ratelimit::redis`);
 //! - `reqwest`: `reqwest::Client` as the service under the whole stack, as it is
 //!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`,

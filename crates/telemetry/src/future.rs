@@ -65,18 +65,16 @@ pub(crate) struct Pending {
     telemetry: Option<Telemetry>,
     view: View,
     start: u64,
-    #[cfg(feature = "metrics")]
+    /// Kept only for an exporter.
     method: Option<Method>,
 }
 
 impl Pending {
     #[inline]
     pub(crate) fn start(telemetry: &Telemetry, view: View, method: &Method) -> Self {
-        let _ = method;
         Pending {
             start: telemetry.inner.clock.now(),
-            #[cfg(feature = "metrics")]
-            method: telemetry.inner.metrics.as_ref().map(|_| method.clone()),
+            method: telemetry.inner.exporters.any().then(|| method.clone()),
             telemetry: Some(telemetry.clone()),
             view,
         }
@@ -91,9 +89,8 @@ impl Pending {
         let now = inner.clock.now();
         let status = res.status();
         let latency = now.saturating_sub(self.start);
-        #[cfg(feature = "metrics")]
-        if let Some(m) = &inner.metrics {
-            m.request(
+        if self.method.is_some() {
+            inner.exporters.request(
                 self.view,
                 inner.ring.has_attempts(),
                 self.method.as_ref(),
@@ -118,9 +115,8 @@ impl Pending {
         };
         let inner = &*t.inner;
         let now = inner.clock.now();
-        #[cfg(feature = "metrics")]
-        if let Some(m) = &inner.metrics {
-            m.request(
+        if self.method.is_some() {
+            inner.exporters.request(
                 self.view,
                 inner.ring.has_attempts(),
                 self.method.as_ref(),

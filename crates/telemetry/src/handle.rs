@@ -9,6 +9,7 @@ use std::time::Duration;
 use resile_classify::clock::{nanos, Clock, TokioClock};
 
 use crate::alert::{AlertEvent, AlertRule, AlertState};
+use crate::export::Exporters;
 use crate::layer::TelemetryLayer;
 use crate::outcome::{Event, Recorded};
 use crate::report::{Figures, Report, TrendPoint, ViewReport};
@@ -39,8 +40,7 @@ pub(crate) struct Inner {
     trend: u64,
     book: Mutex<AlertBook>,
     callbacks: Vec<AlertCallback>,
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: Option<crate::export::MetricsExporter>,
+    pub(crate) exporters: Exporters,
 }
 
 struct AlertBook {
@@ -75,10 +75,7 @@ impl Telemetry {
     /// Records a resilience event at the current time.
     pub fn record_event(&self, event: Event) {
         let inner = &*self.inner;
-        #[cfg(feature = "metrics")]
-        if let Some(m) = &inner.metrics {
-            m.event(&event);
-        }
+        inner.exporters.event(&event);
         if let Some(counter) = event.counter() {
             let now = inner.clock.now();
             if let Some(moved) = inner.ring.record_event(now, counter) {
@@ -282,8 +279,7 @@ pub struct TelemetryBuilder {
     rules: Vec<AlertRule>,
     callbacks: Vec<AlertCallback>,
     clock: Option<Arc<dyn Clock>>,
-    #[cfg(feature = "metrics")]
-    metrics: Option<crate::export::MetricsExporter>,
+    exporters: Exporters,
 }
 
 impl Default for TelemetryBuilder {
@@ -299,8 +295,7 @@ impl Default for TelemetryBuilder {
             ],
             callbacks: Vec::new(),
             clock: None,
-            #[cfg(feature = "metrics")]
-            metrics: None,
+            exporters: Exporters::default(),
         }
     }
 }
@@ -356,7 +351,14 @@ impl TelemetryBuilder {
     /// Exports every request and event through the `metrics` facade as well.
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, exporter: crate::export::MetricsExporter) -> Self {
-        self.metrics = Some(exporter);
+        self.exporters.metrics = Some(exporter);
+        self
+    }
+
+    /// Exports every request and event through an OpenTelemetry meter as well.
+    #[cfg(feature = "opentelemetry")]
+    pub fn opentelemetry(mut self, exporter: crate::export::OtelExporter) -> Self {
+        self.exporters.otel = Some(exporter);
         self
     }
 
@@ -404,8 +406,7 @@ impl TelemetryBuilder {
                     log: VecDeque::new(),
                 }),
                 callbacks: self.callbacks,
-                #[cfg(feature = "metrics")]
-                metrics: self.metrics,
+                exporters: self.exporters,
             }),
         }
     }

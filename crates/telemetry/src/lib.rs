@@ -71,12 +71,12 @@
 //! - `hyper` (default): recognise hyper and hyper-util errors.
 //! - `reqwest`: record reqwest clients.
 //! - `metrics`: export through the `metrics` facade with OpenTelemetry's names
-//!   ([`MetricsExporter`]).
+//!   (`MetricsExporter`, see [`export`]);
+//! - `opentelemetry`: export through an OpenTelemetry `Meter` (`OtelExporter`).
 //! - `serde`: `Serialize` for [`Report`].
 
 mod alert;
-#[cfg(feature = "metrics")]
-mod export;
+pub mod export;
 mod future;
 mod handle;
 mod histogram;
@@ -89,6 +89,8 @@ mod window;
 pub use alert::{AlertEvent, AlertRule, AlertState};
 #[cfg(feature = "metrics")]
 pub use export::MetricsExporter;
+#[cfg(feature = "opentelemetry")]
+pub use export::OtelExporter;
 pub use future::ResponseFuture;
 pub use handle::{Telemetry, TelemetryBuilder, MAX_INTERVALS};
 pub use histogram::Latency;
