@@ -32,6 +32,9 @@ pub struct Telemetry {
     pub(crate) inner: Arc<Inner>,
 }
 
+// Aligned so that the `Arc`'s reference counts, which every request in flight changes, do not
+// share a cache line with the fields every request reads.
+#[repr(align(128))]
 pub(crate) struct Inner {
     name: Option<&'static str>,
     pub(crate) clock: Arc<dyn Clock>,
