@@ -98,11 +98,14 @@ impl Pending {
                 latency,
             );
         }
+        // The retry layer inside marks a response that took several attempts.
+        let retries = resile_classify::attempts(res).saturating_sub(1);
         inner.record(
             self.view,
             now,
             Recorded::Status(status_index(status.as_u16())),
             Some(latency),
+            retries,
         );
         if is_pause(status, res) && (self.view == View::Attempts || !inner.ring.has_attempts()) {
             t.record_event(Event::ServerPause);
@@ -124,7 +127,7 @@ impl Pending {
                 now.saturating_sub(self.start),
             );
         }
-        inner.record(self.view, now, Recorded::Error(kind), None);
+        inner.record(self.view, now, Recorded::Error(kind), None, 0);
     }
 }
 

@@ -244,8 +244,15 @@ impl Inner {
 
     /// Records one finished request.
     #[inline]
-    pub(crate) fn record(&self, view: View, now: u64, what: Recorded, latency: Option<u64>) {
-        if let Some(moved) = self.ring.record(view, now, what, latency) {
+    pub(crate) fn record(
+        &self,
+        view: View,
+        now: u64,
+        what: Recorded,
+        latency: Option<u64>,
+        retries: u32,
+    ) {
+        if let Some(moved) = self.ring.record(view, now, what, latency, retries) {
             self.interval_closed(moved, self.ring.interval_of(now));
         }
     }

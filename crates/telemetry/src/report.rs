@@ -83,6 +83,10 @@ pub struct Figures {
     pub local_rejections: u64,
     /// Requests whose future was dropped before completion.
     pub cancelled: u64,
+    /// Attempts beyond the first behind the answered requests, as the retry layer inside
+    /// marked them on the responses (`resile_classify::Attempts`); 0 without a retry layer
+    /// inside, and not known for requests that ended in an error.
+    pub retries: u64,
     /// Answers by status code, most frequent first (ties by code).
     pub by_status: Vec<StatusCount>,
     /// Errors by kind, most frequent first.
@@ -142,6 +146,7 @@ impl Figures {
             transport_error_rate: over(transport, sent),
             local_rejections: local,
             cancelled: err(ErrorKind::Cancelled),
+            retries: t.retries,
             by_status,
             by_error,
             latency: t.latency.latency(),
@@ -225,15 +230,20 @@ pub struct Report {
 }
 
 impl Report {
-    /// Attempts sent to the server per request since the start (1.0: no retries), when an
-    /// attempt layer records: attempts that reached the transport, over the requests.
+    /// Attempts sent to the server per request since the start (1.0: no retries). With an
+    /// attempt layer: the attempts that reached the transport over the requests; without one,
+    /// from the retry layer's marks: `(requests + retries) / requests` (`None` when neither
+    /// says anything).
     pub fn resend_ratio(&self) -> Option<f64> {
-        let a = &self.attempts.as_ref()?.total;
         let r = &self.requests.total;
         if r.requests == 0 {
             return None;
         }
-        Some(a.sent as f64 / r.requests as f64)
+        match &self.attempts {
+            Some(a) => Some(a.total.sent as f64 / r.requests as f64),
+            None if r.retries > 0 => Some((r.requests + r.retries) as f64 / r.requests as f64),
+            None => None,
+        }
     }
 }
 
@@ -341,9 +351,9 @@ impl fmt::Display for Report {
         writeln!(f, "{}", self.requests)?;
         if let Some(a) = &self.attempts {
             writeln!(f, "{a}")?;
-            if let Some(r) = self.resend_ratio() {
-                writeln!(f, "resend ratio {r:.2} attempts per request")?;
-            }
+        }
+        if let Some(r) = self.resend_ratio() {
+            writeln!(f, "resend ratio {r:.2} attempts per request")?;
         }
         let e = &self.requests.total.events;
         let events: Vec<String> = [

@@ -438,6 +438,28 @@ async fn both_views_give_the_resend_ratio_and_pauses_count_once() {
 }
 
 #[tokio::test]
+async fn the_retry_layers_attempts_mark_counts_the_retries_of_each_call() {
+    let clock = ManualClock::new();
+    let t = telemetry(&clock).build();
+    let svc = t.layer().layer(service_fn(|req: Request<()>| async move {
+        let mut res = Response::new(());
+        if req.uri().path() == "/retried" {
+            res.extensions_mut().insert(resile_classify::Attempts(3));
+        }
+        Ok::<_, Infallible>(res)
+    }));
+    for path in ["/retried", "/", "/", "/retried"] {
+        svc.clone()
+            .oneshot(Request::get(path).body(()).unwrap())
+            .await
+            .unwrap();
+    }
+    let r = t.report();
+    assert_eq!(r.requests.total.retries, 4);
+    assert_eq!(r.resend_ratio(), Some(2.0));
+}
+
+#[tokio::test]
 async fn events_are_counted_per_interval() {
     let clock = ManualClock::new();
     let t = telemetry(&clock).build();
@@ -513,6 +535,7 @@ fn concurrent_recorders_lose_no_count_across_interval_boundaries() {
                         now,
                         crate::outcome::Recorded::Status(crate::outcome::status_index(200)),
                         Some(1_000),
+                        0,
                     );
                     // One thread moves time on, wrapping the ring hundreds of times.
                     if th == 0 && i % 50 == 0 {

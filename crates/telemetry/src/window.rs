@@ -40,6 +40,8 @@ impl View {
 pub(crate) struct ViewSlot {
     statuses: Box<[AtomicU32]>,
     errors: [AtomicU32; ErrorKind::COUNT],
+    /// Attempts beyond the first, from the retry layer's `Attempts` mark on responses.
+    retries: AtomicU32,
     latency: AtomicHistogram,
 }
 
@@ -48,16 +50,20 @@ impl ViewSlot {
         ViewSlot {
             statuses: (0..STATUSES).map(|_| AtomicU32::new(0)).collect(),
             errors: Default::default(),
+            retries: AtomicU32::new(0),
             latency: AtomicHistogram::new(),
         }
     }
 
     #[inline]
-    fn record(&self, what: Recorded, latency: Option<u64>) {
+    fn record(&self, what: Recorded, latency: Option<u64>, retries: u32) {
         match what {
             Recorded::Status(i) => self.statuses[i].fetch_add(1, Ordering::Relaxed),
             Recorded::Error(kind) => self.errors[kind.index()].fetch_add(1, Ordering::Relaxed),
         };
+        if retries > 0 {
+            self.retries.fetch_add(retries, Ordering::Relaxed);
+        }
         if let Some(ns) = latency {
             self.latency.record(ns);
         }
@@ -77,6 +83,7 @@ impl ViewSlot {
         for (c, t) in self.errors.iter().zip(into.errors.iter_mut()) {
             *t += read(c);
         }
+        into.retries += read(&self.retries);
         if drain {
             self.latency.drain_into(&mut into.latency);
         } else {
@@ -98,6 +105,7 @@ pub(crate) struct Tally {
     pub(crate) statuses: Box<[u64]>,
     pub(crate) errors: [u64; ErrorKind::COUNT],
     pub(crate) events: [u64; EVENTS],
+    pub(crate) retries: u64,
     pub(crate) latency: Histogram,
 }
 
@@ -107,6 +115,7 @@ impl Tally {
             statuses: vec![0; STATUSES].into_boxed_slice(),
             errors: [0; ErrorKind::COUNT],
             events: [0; EVENTS],
+            retries: 0,
             latency: Histogram::new(),
         }
     }
@@ -186,13 +195,14 @@ impl Ring {
         now: u64,
         what: Recorded,
         latency: Option<u64>,
+        retries: u32,
     ) -> Option<MutexGuard<'_, Folded>> {
         let (i, opened) = self.slot(self.interval_of(now));
         match view {
-            View::Requests => self.slots[i].requests.record(what, latency),
+            View::Requests => self.slots[i].requests.record(what, latency, retries),
             View::Attempts => {
                 if let Some(a) = self.attempts.get() {
-                    a[i].record(what, latency);
+                    a[i].record(what, latency, retries);
                 }
             }
         }
