@@ -109,7 +109,7 @@ pub(crate) fn parse(content_type: Option<&str>, body: &[u8], shapes: &Shapes) ->
             let problem_type = ct
                 .as_deref()
                 .is_some_and(|c| c == "application/problem+json");
-            return from_json(&value, problem_type, shapes);
+            return from_json(value, problem_type, shapes);
         }
     }
     if is_html || body.is_empty() {
@@ -121,9 +121,9 @@ pub(crate) fn parse(content_type: Option<&str>, body: &[u8], shapes: &Shapes) ->
     }
 }
 
-fn from_json(value: &Value, problem_type: bool, shapes: &Shapes) -> Parsed {
+fn from_json(value: Value, problem_type: bool, shapes: &Shapes) -> Parsed {
     for shape in &shapes.0 {
-        if let Some(found) = shape.find(value) {
+        if let Some(found) = shape.find(&value) {
             return Parsed {
                 messages: bound_messages(found.messages),
                 code: found.code.map(|c| cut(&c, MAX_CODE_BYTES)),
@@ -131,16 +131,19 @@ fn from_json(value: &Value, problem_type: bool, shapes: &Shapes) -> Parsed {
             };
         }
     }
-    let Some(obj) = value.as_object() else {
+    let mut obj = match value {
+        Value::Object(obj) => obj,
         // A top-level array of messages.
-        return Parsed {
-            messages: strings_of(value),
-            ..Parsed::default()
-        };
+        other => {
+            return Parsed {
+                messages: strings_of(&other),
+                ..Parsed::default()
+            }
+        }
     };
     let mut out = Parsed::default();
-    if problem_type || is_problem(obj) {
-        let p = problem(obj);
+    if problem_type || is_problem(&obj) {
+        let p = problem(&obj);
         out.messages = p
             .detail
             .clone()
@@ -151,16 +154,22 @@ fn from_json(value: &Value, problem_type: bool, shapes: &Shapes) -> Parsed {
         out.problem = Some(p);
         return out;
     }
-    match obj.get("errors") {
-        Some(errors @ Value::Array(items)) => {
-            out.messages = strings_of(errors);
+    match obj.remove("errors") {
+        Some(Value::Array(items)) => {
             out.code = items.iter().find_map(|e| e.get("code").and_then(code_of));
+            // Moved out of the parsed body rather than copied: the common shape's hot path.
+            out.messages = items
+                .into_iter()
+                .filter_map(message_owned)
+                .filter(|m| !m.is_empty())
+                .take(MAX_MESSAGES)
+                .collect();
         }
         // `{"errors": {"field": ["is invalid"]}}`
         Some(Value::Object(fields)) => {
             let mut messages = Vec::new();
             for (field, v) in fields {
-                for m in strings_of(v) {
+                for m in strings_of(&v) {
                     messages.push(format!("{field} {m}"));
                     if messages.len() == MAX_MESSAGES {
                         break;
@@ -169,7 +178,7 @@ fn from_json(value: &Value, problem_type: bool, shapes: &Shapes) -> Parsed {
             }
             out.messages = bound_messages(messages);
         }
-        Some(Value::String(s)) => out.messages = bound_messages(vec![s.clone()]),
+        Some(Value::String(s)) => out.messages = bound_messages(vec![s]),
         _ => {}
     }
     if out.messages.is_empty() {
@@ -242,6 +251,14 @@ fn problem(obj: &Map<String, Value>) -> Problem {
     }
 }
 
+/// [`message_of`], taking the string out of the item.
+fn message_owned(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(cut_owned(s, MAX_MESSAGE_BYTES)),
+        other => message_of(&other),
+    }
+}
+
 /// A message of one item: a string, or an object's `message` (or `detail`, `title`).
 fn message_of(v: &Value) -> Option<String> {
     match v {
@@ -292,6 +309,15 @@ fn first_line(body: &[u8]) -> Option<String> {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(|l| cut(l, MAX_MESSAGE_BYTES))
+}
+
+/// [`cut`], reusing `s` when it needs no cut.
+fn cut_owned(s: String, max: usize) -> String {
+    if s.len() <= max && s.trim().len() == s.len() {
+        s
+    } else {
+        cut(&s, max)
+    }
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, whitespace trimmed.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::HeaderName;
 use http::response::Parts;
 use http_body::Body;
@@ -119,7 +119,7 @@ impl ApiErrorReader {
             loop {
                 match res.chunk().await {
                     Ok(Some(chunk)) => {
-                        if buf.push(&chunk) {
+                        if buf.push_buf(chunk) {
                             return;
                         }
                     }
@@ -150,7 +150,10 @@ impl ApiErrorReader {
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let body = buf.bytes.freeze();
+        let body = match buf.single {
+            Some(b) if buf.bytes.is_empty() => b,
+            _ => buf.bytes.freeze(),
+        };
         let parsed = parse(content_type, &body, &self.inner.shapes);
         let request_id = self
             .inner
@@ -180,6 +183,8 @@ impl ApiErrorReader {
 
 /// The bytes of a body as they arrive, up to a limit.
 struct Collected {
+    /// A body of one chunk (the common case) is kept as it came, without a copy.
+    single: Option<Bytes>,
     bytes: BytesMut,
     limit: usize,
     over: bool,
@@ -190,6 +195,7 @@ struct Collected {
 impl Collected {
     fn new(limit: usize) -> Self {
         Collected {
+            single: None,
             bytes: BytesMut::new(),
             limit,
             over: false,
@@ -198,8 +204,33 @@ impl Collected {
         }
     }
 
+    fn len(&self) -> usize {
+        self.single.as_ref().map_or(0, Bytes::len) + self.bytes.len()
+    }
+
+    /// Adds a chunk of a body's data; `true` once the limit is passed (stop reading).
+    fn push_buf<D: Buf>(&mut self, mut data: D) -> bool {
+        let room = self.limit - self.len();
+        if self.len() == 0 && self.single.is_none() && data.remaining() <= room {
+            // For `Bytes` data this takes the chunk as it is.
+            self.single = Some(data.copy_to_bytes(data.remaining()));
+            return false;
+        }
+        let mut full = false;
+        while data.has_remaining() && !full {
+            let chunk = data.chunk();
+            let n = chunk.len();
+            full = self.push(chunk);
+            data.advance(n);
+        }
+        full
+    }
+
     /// Adds a chunk; `true` once the limit is passed (stop reading).
     fn push(&mut self, chunk: &[u8]) -> bool {
+        if let Some(first) = self.single.take() {
+            self.bytes.extend_from_slice(&first);
+        }
         let room = self.limit - self.bytes.len();
         if chunk.len() > room {
             self.bytes.extend_from_slice(&chunk[..room]);
@@ -218,7 +249,7 @@ impl Collected {
 impl fmt::Debug for Collected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Collected")
-            .field("len", &self.bytes.len())
+            .field("len", &self.len())
             .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
@@ -269,17 +300,10 @@ where
         loop {
             match this.body.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(mut data) = frame.into_data() else {
+                    let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
-                    let mut full = false;
-                    while data.has_remaining() && !full {
-                        let chunk = data.chunk();
-                        let n = chunk.len();
-                        full = buf.push(chunk);
-                        data.advance(n);
-                    }
-                    if full {
+                    if buf.push_buf(data) {
                         break;
                     }
                 }
