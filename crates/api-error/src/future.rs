@@ -28,7 +28,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Calling { #[pin] future: F },
-        Reading { #[pin] read: ReadBody<B> },
+        // Boxed: the error path pays one allocation so that every success carries a small
+        // future.
+        Reading { read: Pin<Box<ReadBody<B>>> },
     }
 }
 
@@ -59,11 +61,11 @@ where
                     if !this.config.statuses.contains(res.status()) {
                         return Poll::Ready(Ok(res));
                     }
-                    let read = this.config.reader.read(res);
+                    let read = Box::pin(this.config.reader.read(res));
                     this.state.set(State::Reading { read });
                 }
                 StateProj::Reading { read } => {
-                    let err = ready!(read.poll(cx));
+                    let err = ready!(read.as_mut().poll(cx));
                     return Poll::Ready(Err(Box::new(err)));
                 }
             }
