@@ -109,7 +109,8 @@ pub enum Event {
         /// Why, as a short stable name.
         reason: &'static str,
     },
-    /// A circuit breaker changed state (`closed`, `open`, `half_open`).
+    /// A circuit breaker changed state, named as resile-breaker's `State::as_str` names them
+    /// (`closed`, `open`, `half-open`, `forced-open`, `disabled`).
     BreakerTransition {
         /// The state before.
         from: &'static str,
@@ -137,8 +138,8 @@ impl Event {
             Event::GaveUp { reason } if *reason == "budget_exhausted" => Some(EV_BUDGET),
             Event::GaveUp { .. } => None,
             Event::BreakerTransition { to, .. } => match *to {
-                "open" => Some(EV_OPENED),
-                "half_open" => Some(EV_HALF_OPENED),
+                "open" | "forced-open" => Some(EV_OPENED),
+                "half-open" => Some(EV_HALF_OPENED),
                 "closed" => Some(EV_CLOSED),
                 _ => None,
             },

@@ -479,7 +479,7 @@ async fn events_are_counted_per_interval() {
     clock.advance(Duration::from_secs(30));
     t.record_event(Event::BreakerTransition {
         from: "open",
-        to: "half_open",
+        to: "half-open",
     });
     let r = t.report();
     let e = r.requests.total.events;
