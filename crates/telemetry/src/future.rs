@@ -108,7 +108,8 @@ impl Pending {
             retries,
         );
         if is_pause(status, res) && (self.view == View::Attempts || !inner.ring.has_attempts()) {
-            t.record_event(Event::ServerPause);
+            // The response's own time: no second clock read.
+            inner.record_event(now, Event::ServerPause);
         }
     }
 

@@ -13,7 +13,7 @@ use crate::export::Exporters;
 use crate::layer::TelemetryLayer;
 use crate::outcome::{Event, Recorded};
 use crate::report::{Figures, Report, TrendPoint, ViewReport};
-use crate::window::{Folded, Ring, Tally, View};
+use crate::window::{lock, Folded, Ring, Tally, View};
 
 type AlertCallback = Arc<dyn Fn(&AlertEvent) + Send + Sync>;
 
@@ -78,13 +78,7 @@ impl Telemetry {
     /// Records a resilience event at the current time.
     pub fn record_event(&self, event: Event) {
         let inner = &*self.inner;
-        inner.exporters.event(&event);
-        if let Some(counter) = event.counter() {
-            let now = inner.clock.now();
-            if let Some(moved) = inner.ring.record_event(now, counter) {
-                inner.interval_closed(moved, inner.ring.interval_of(now));
-            }
-        }
+        inner.record_event(inner.clock.now(), event);
     }
 
     /// The rules currently raised.
@@ -239,6 +233,16 @@ impl Inner {
             windows,
             interval: Duration::from_nanos(self.ring.interval()),
             trend,
+        }
+    }
+
+    /// Records an event at `now`.
+    pub(crate) fn record_event(&self, now: u64, event: Event) {
+        self.exporters.event(&event);
+        if let Some(counter) = event.counter() {
+            if let Some(moved) = self.ring.record_event(now, counter) {
+                self.interval_closed(moved, self.ring.interval_of(now));
+            }
         }
     }
 
@@ -432,8 +436,4 @@ impl fmt::Debug for TelemetryBuilder {
             .field("callbacks", &self.callbacks.len())
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -298,8 +298,8 @@ impl Ring {
     }
 }
 
-/// The state stays consistent whatever panicked while holding the lock (alert callbacks run
-/// after it is released), so a poisoned lock is used as it is.
-fn lock(m: &Mutex<Folded>) -> MutexGuard<'_, Folded> {
+/// The crate's locks guard state that stays consistent whatever panicked while holding them
+/// (alert callbacks run after they are released), so a poisoned lock is used as it is.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use resile_telemetry::{ErrorKind, Figures, Telemetry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 /// Per task: (path, how many). `/drop` closes the connection without an answer.
 const SCRIPT: &[(&str, u64)] = &[
@@ -108,25 +108,27 @@ fn paths() -> Vec<&'static str> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hyper_util_client_counts_equal_the_script() {
-    let addr = server().await;
-    let telemetry = Telemetry::new();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let svc = telemetry.layer().layer(client);
+/// Sends the script from `TASKS` concurrent tasks through `svc`, `request(url)` building each
+/// request; only `/drop` may fail, and nothing may hang.
+async fn drive<S, Req>(svc: S, addr: SocketAddr, request: fn(String) -> Req)
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: std::fmt::Debug + Send,
+    Req: Send + 'static,
+{
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let svc = svc.clone();
             tokio::spawn(async move {
                 for path in paths() {
-                    let req = http::Request::get(format!("http://{addr}{path}"))
-                        .body(Empty::new())
-                        .unwrap();
+                    let req = request(format!("http://{addr}{path}"));
                     let out =
                         tokio::time::timeout(Duration::from_secs(10), svc.clone().oneshot(req))
                             .await
                             .expect("no request hangs");
-                    assert_eq!(out.is_err(), path == "/drop", "{path}: {out:?}");
+                    assert_eq!(out.is_err(), path == "/drop", "{path}: {:?}", out.err());
                 }
             })
         })
@@ -134,6 +136,18 @@ async fn hyper_util_client_counts_equal_the_script() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_util_client_counts_equal_the_script() {
+    let addr = server().await;
+    let telemetry = Telemetry::new();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let svc = telemetry.layer().layer(client);
+    drive(svc, addr, |url| {
+        http::Request::get(url).body(Empty::new()).unwrap()
+    })
+    .await;
     let report = telemetry.report();
     check(&report.requests.total);
     check(&report.requests.windows[0]);
@@ -145,25 +159,10 @@ async fn reqwest_client_counts_equal_the_script() {
     let telemetry = Telemetry::new();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let svc = telemetry.layer().layer(client);
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                for path in paths() {
-                    let url = format!("http://{addr}{path}").parse().unwrap();
-                    let req = reqwest::Request::new(http::Method::GET, url);
-                    let out =
-                        tokio::time::timeout(Duration::from_secs(10), svc.clone().oneshot(req))
-                            .await
-                            .expect("no request hangs");
-                    assert_eq!(out.is_err(), path == "/drop", "{path}: {out:?}");
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    drive(svc, addr, |url| {
+        reqwest::Request::new(http::Method::GET, url.parse().unwrap())
+    })
+    .await;
     check(&telemetry.report().requests.total);
 }
 
