@@ -110,34 +110,9 @@ impl ApiErrorReader {
     /// Reads a reqwest response's body within the bounds and returns what it says.
     #[cfg(feature = "reqwest")]
     pub async fn read_reqwest(&self, res: reqwest::Response) -> ApiError {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let attempts = resile_classify::attempts(&res);
-        let mut res = res;
-        let mut buf = Collected::new(self.inner.body_limit);
-        let read = async {
-            loop {
-                match res.chunk().await {
-                    Ok(Some(chunk)) => {
-                        if buf.push_buf(chunk) {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        buf.fail(e.into());
-                        return;
-                    }
-                }
-            }
-        };
-        if tokio::time::timeout(self.inner.time_limit, read)
-            .await
-            .is_err()
-        {
-            buf.timed_out = true;
-        }
-        self.finish(status, headers, attempts, buf)
+        // The same reader: reqwest's response as an `http::Response` keeps its status, headers
+        // and extensions, and its body is an `http_body::Body`.
+        self.read(http::Response::from(res)).await
     }
 
     fn finish(
