@@ -161,7 +161,6 @@ fn from_json(value: Value, problem_type: bool, shapes: &Shapes) -> Parsed {
             out.messages = items
                 .into_iter()
                 .filter_map(message_owned)
-                .filter(|m| !m.is_empty())
                 .take(MAX_MESSAGES)
                 .collect();
         }
@@ -254,21 +253,23 @@ fn problem(obj: &Map<String, Value>) -> Problem {
 /// [`message_of`], taking the string out of the item.
 fn message_owned(v: Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(cut_owned(s, MAX_MESSAGE_BYTES)),
+        Value::String(s) => Some(cut_owned(s, MAX_MESSAGE_BYTES)).filter(|m| !m.is_empty()),
         other => message_of(&other),
     }
 }
 
-/// A message of one item: a string, or an object's `message` (or `detail`, `title`).
+/// A message of one item: a string, or an object's `message` (or `detail`, `title`); `None`
+/// for one that is blank once trimmed.
 fn message_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(cut(s, MAX_MESSAGE_BYTES)),
+    let m = match v {
+        Value::String(s) => cut(s, MAX_MESSAGE_BYTES),
         Value::Object(o) => ["message", "detail", "title", "msg"]
             .iter()
             .find_map(|k| o.get(*k).and_then(Value::as_str))
-            .map(|s| cut(s, MAX_MESSAGE_BYTES)),
-        _ => None,
-    }
+            .map(|s| cut(s, MAX_MESSAGE_BYTES))?,
+        _ => return None,
+    };
+    (!m.is_empty()).then_some(m)
 }
 
 /// The messages of a string, or of the first items of an array.
@@ -277,7 +278,6 @@ fn strings_of(v: &Value) -> Vec<String> {
         Value::Array(items) => items
             .iter()
             .filter_map(message_of)
-            .filter(|m| !m.is_empty())
             .take(MAX_MESSAGES)
             .collect(),
         other => message_of(other).into_iter().collect(),

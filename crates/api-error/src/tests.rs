@@ -205,6 +205,20 @@ fn hostile_bodies_are_bounded() {
         .all(|m| m.len() <= MAX_MESSAGE_BYTES && m.len() >= MAX_MESSAGE_BYTES - 1));
 }
 
+#[test]
+fn blank_messages_are_no_messages() {
+    // Found by the round-trip property: a blank `error.message` gave one empty message.
+    assert_eq!(
+        parsed(JSON, r#"{"error": {"message": " ", "code": 0}}"#),
+        (vec![], Some("0".into()))
+    );
+    assert_eq!(
+        parsed(JSON, r#"{"errors": ["", "  ", {"message": " "}]}"#),
+        (vec![], None)
+    );
+    assert_eq!(parsed(JSON, r#"{"message": "  "}"#), (vec![], None));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
