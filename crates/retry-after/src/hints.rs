@@ -145,17 +145,17 @@ pub fn server_hint_at(headers: &HeaderMap, now: SystemTime) -> Option<ServerHint
 }
 
 /// The local clock, read at most once.
-struct Now<F> {
+pub(crate) struct Now<F> {
     read: F,
     cached: Option<SystemTime>,
 }
 
 impl<F: FnMut() -> SystemTime> Now<F> {
-    fn new(read: F) -> Self {
+    pub(crate) fn new(read: F) -> Self {
         Self { read, cached: None }
     }
 
-    fn get(&mut self) -> SystemTime {
+    pub(crate) fn get(&mut self) -> SystemTime {
         match self.cached {
             Some(t) => t,
             None => *self.cached.insert((self.read)()),
@@ -281,12 +281,15 @@ fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
 
 /// Time from `from` until `at`, zero if `at` is not later.
 #[inline]
-fn until(at: SystemTime, from: SystemTime) -> Duration {
+pub(crate) fn until(at: SystemTime, from: SystemTime) -> Duration {
     at.duration_since(from).unwrap_or(Duration::ZERO)
 }
 
 /// The server's "now": the first valid `Date` header, else the local clock.
-fn reference_time<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> SystemTime {
+pub(crate) fn reference_time<F: FnMut() -> SystemTime>(
+    headers: &HeaderMap,
+    now: &mut Now<F>,
+) -> SystemTime {
     for value in headers.get_all(DATE) {
         if let Ok(t) = parse_system_time(trim_ows(value.as_bytes()), || now.get()) {
             return t;
@@ -297,7 +300,7 @@ fn reference_time<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F
 
 /// A non-negative decimal integer (ASCII digits, optional surrounding spaces/tabs), saturating at
 /// `u64::MAX`.
-fn parse_u64(s: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     let s = trim_ows(s);
     if s.is_empty() {
         return None;
@@ -315,7 +318,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// A non-negative decimal number of seconds, `123` or `123.456` (nanosecond precision, further
 /// digits truncated), saturating at `u64::MAX` seconds.
-fn parse_decimal(s: &[u8]) -> Option<Duration> {
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<Duration> {
     let s = trim_ows(s);
     let (int, frac) = match s.iter().position(|&b| b == b'.') {
         Some(dot) => (&s[..dot], Some(&s[dot + 1..])),
@@ -338,7 +341,7 @@ fn parse_decimal(s: &[u8]) -> Option<Duration> {
 
 /// Splits at the first `sep` outside a double-quoted string (structured-field strings may hold
 /// `,` and `;`, and escape `"` with a backslash). Returns the part before and the part after.
-fn split_unquoted(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
+pub(crate) fn split_unquoted(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
     let mut quoted = false;
     let mut escaped = false;
     for (i, &b) in s.iter().enumerate() {
@@ -360,7 +363,7 @@ fn split_unquoted(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
 }
 
 /// `key=value` where key is a structured-field key (`[a-z*][a-z0-9_.*-]*`); both trimmed.
-fn key_value(s: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn key_value(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let eq = s.iter().position(|&b| b == b'=')?;
     let key = trim_ows(&s[..eq]);
     let is_key = matches!(key.first(), Some(b'a'..=b'z' | b'*'))

@@ -77,6 +77,10 @@ pub use error::{ParseError, ParseErrorKind};
 pub mod hints;
 #[cfg(feature = "http")]
 pub use hints::{server_hint, server_hint_at, HintSource, ServerHint};
+#[cfg(feature = "http")]
+pub mod quota;
+#[cfg(feature = "http")]
+pub use quota::{published_quota, published_quota_at, PublishedQuota, QuotaSource};
 
 /// A parsed `Retry-After` value (RFC 9110 §10.2.3): a delay, or a date to wait until.
 ///
