@@ -137,6 +137,7 @@
 //! - `reqwest`: the client layer reads `reqwest::Response`s (resile-classify's `reqwest`
 //!   feature), so it wraps `reqwest::Client`.
 
+pub mod adaptive;
 pub mod client;
 pub mod clock;
 mod direct;
@@ -155,6 +156,7 @@ mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use adaptive::{AdaptiveRateLimit, AdaptiveRateLimitLayer, QueueFull};
 pub use client::{RateLimit, RateLimitLayer};
 pub use direct::{MemoryStore, RateLimiter};
 pub use gcra::{Decision, InsufficientCapacity, Quota, QuotaError, MAX_WINDOW};

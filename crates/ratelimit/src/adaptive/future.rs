@@ -1,0 +1,238 @@
+//! The response future of [`AdaptiveRateLimit`](super::AdaptiveRateLimit).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
+use resile_classify::{KeyExtractor, ResponseLike};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::state::{Slot, Wake};
+use super::{Shared, WaitTooLong};
+use crate::store::BoxError;
+
+pin_project! {
+    /// The response future of [`AdaptiveRateLimit`](super::AdaptiveRateLimit): a wait for the
+    /// request's slot (only when it is in the future), the inner call, then what the response
+    /// tells the host's limiter; or an immediate refusal.
+    pub struct ResponseFuture<S, Req, E>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S, Req, S::Future>,
+        ticket: Ticket<E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, Req, F> {
+        // Sleeping until the slot; first queued at `started`.
+        Queued {
+            #[pin]
+            sleep: Sleep,
+            service: Option<S>,
+            req: Option<Req>,
+            started: Instant,
+        },
+        // The slot came: polling the service ready to send the request.
+        Ready { service: S, req: Option<Req> },
+        Called { #[pin] fut: F },
+        Failed { err: Option<BoxError> },
+    }
+}
+
+/// The request's place at its host: queued, in flight, or nothing to account for. Dropping it
+/// (the future dropped, or done) settles the account.
+struct Ticket<E> {
+    shared: Arc<Shared<E>>,
+    host: u64,
+    place: Place,
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    None,
+    Queued(Slot),
+    InFlight { sent_at: Instant },
+}
+
+impl<E> Ticket<E> {
+    fn sent(&mut self, now: Instant) {
+        self.place = Place::InFlight { sent_at: now };
+    }
+}
+
+impl<E> Drop for Ticket<E> {
+    fn drop(&mut self) {
+        match self.place {
+            Place::None => {}
+            Place::Queued(slot) => {
+                self.shared.with_host(self.host, |h| h.cancel_queued(slot));
+            }
+            Place::InFlight { .. } => {
+                self.shared
+                    .with_host(self.host, |h| h.ended_without_response());
+            }
+        }
+    }
+}
+
+impl<S, Req, E> ResponseFuture<S, Req, E>
+where
+    S: Service<Req>,
+{
+    fn new(
+        state: State<S, Req, S::Future>,
+        shared: Arc<Shared<E>>,
+        host: u64,
+        place: Place,
+    ) -> Self {
+        ResponseFuture {
+            state,
+            ticket: Ticket {
+                shared,
+                host,
+                place,
+            },
+        }
+    }
+
+    pub(crate) fn unpaced(fut: S::Future, shared: Arc<Shared<E>>) -> Self {
+        Self::new(State::Called { fut }, shared, 0, Place::None)
+    }
+
+    pub(crate) fn sent(fut: S::Future, shared: Arc<Shared<E>>, host: u64, now: Instant) -> Self {
+        Self::new(
+            State::Called { fut },
+            shared,
+            host,
+            Place::InFlight { sent_at: now },
+        )
+    }
+
+    pub(crate) fn queued(
+        service: S,
+        req: Req,
+        shared: Arc<Shared<E>>,
+        host: u64,
+        slot: Slot,
+        now: Instant,
+    ) -> Self {
+        let state = State::Queued {
+            sleep: tokio::time::sleep_until(slot.at),
+            service: Some(service),
+            req: Some(req),
+            started: now,
+        };
+        Self::new(state, shared, host, Place::Queued(slot))
+    }
+
+    pub(crate) fn failed(err: BoxError, shared: Arc<Shared<E>>) -> Self {
+        Self::new(State::Failed { err: Some(err) }, shared, 0, Place::None)
+    }
+}
+
+impl<S, Req, E> Future for ResponseFuture<S, Req, E>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: ResponseLike,
+    E: KeyExtractor<Req>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Queued {
+                    sleep,
+                    service,
+                    req,
+                    started,
+                } => {
+                    ready!(sleep.poll(cx));
+                    let Place::Queued(slot) = this.ticket.place else {
+                        return Poll::Pending;
+                    };
+                    let (Some(service), Some(req)) = (service.take(), req.take()) else {
+                        return Poll::Pending;
+                    };
+                    let started = *started;
+                    let shared = &this.ticket.shared;
+                    let now = Instant::now();
+                    match shared.wake(this.ticket.host, slot, now, started) {
+                        Wake::Go => {
+                            this.ticket.sent(now);
+                            this.state.set(State::Ready {
+                                service,
+                                req: Some(req),
+                            });
+                        }
+                        // Not its turn yet (the line slowed, or a server paused the host).
+                        Wake::Sleep(until) => this.state.set(State::Queued {
+                            sleep: tokio::time::sleep_until(until),
+                            service: Some(service),
+                            req: Some(req),
+                            started,
+                        }),
+                        Wake::TooLong(wait) => {
+                            this.ticket.place = Place::None;
+                            return Poll::Ready(Err(Box::new(WaitTooLong {
+                                wait,
+                                max_wait: shared.max_wait,
+                            })));
+                        }
+                    }
+                }
+                StateProj::Ready { service, req } => {
+                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(req) = req.take() else {
+                        return Poll::Pending;
+                    };
+                    let fut = service.call(req);
+                    this.state.set(State::Called { fut });
+                }
+                StateProj::Called { fut } => {
+                    let out = ready!(fut.poll(cx));
+                    let ticket = &mut *this.ticket;
+                    if let (Place::InFlight { sent_at }, Ok(res)) = (ticket.place, &out) {
+                        let fb = ticket.shared.feedback(res, sent_at);
+                        ticket.shared.on_response(ticket.host, Instant::now(), fb);
+                        ticket.place = Place::None;
+                    }
+                    // An error leaves the place in flight: the ticket's drop settles it.
+                    return Poll::Ready(out.map_err(Into::into));
+                }
+                // Polled after completion: stay pending rather than panic.
+                StateProj::Failed { err } => match err.take() {
+                    Some(err) => return Poll::Ready(Err(err)),
+                    None => return Poll::Pending,
+                },
+            }
+        }
+    }
+}
+
+impl<S, Req, E> fmt::Debug for ResponseFuture<S, Req, E>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Queued { .. } => "queued",
+            State::Ready { .. } => "ready",
+            State::Called { .. } => "called",
+            State::Failed { .. } => "failed",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
