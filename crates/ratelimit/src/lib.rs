@@ -147,6 +147,7 @@ pub mod pause;
 pub mod server;
 mod state;
 mod store;
+pub mod throttling;
 
 #[cfg(feature = "redis")]
 pub mod redis;
