@@ -104,6 +104,7 @@ mod tests {
         assert_eq!(w.totals(4), (2, 1));
         assert_eq!(w.totals(100), (0, 0));
         // Across the 16-bit wrap.
+        let w = Window::new(4);
         let e = (1 << 16) - 1;
         w.record(e, true);
         w.record(e + 1, true);
