@@ -36,6 +36,14 @@ pub fn one_call<S>(svc: &mut S, cx: &mut Context<'_>) -> Response<()>
 where
     S: Service<Request<()>, Response = Response<()>>,
 {
+    call_with(svc, cx, Request::new(()))
+}
+
+/// [`one_call`] with `req`.
+pub fn call_with<S>(svc: &mut S, cx: &mut Context<'_>, req: Request<()>) -> Response<()>
+where
+    S: Service<Request<()>, Response = Response<()>>,
+{
     loop {
         match svc.poll_ready(cx) {
             Poll::Ready(Ok(())) => break,
@@ -43,7 +51,7 @@ where
             Poll::Pending => std::hint::spin_loop(),
         }
     }
-    let mut fut = pin!(svc.call(Request::new(())));
+    let mut fut = pin!(svc.call(req));
     loop {
         match fut.as_mut().poll(cx) {
             Poll::Ready(Ok(res)) => return res,

@@ -84,12 +84,12 @@
 //! ```
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use http::StatusCode;
 #[cfg(doc)]
 use resile_classify::ByAuthority;
@@ -145,7 +145,8 @@ pub(crate) struct Shared<E> {
     pub(crate) max_hosts: usize,
     pub(crate) idle_timeout: Duration,
     hasher: RandomState,
-    hosts: Mutex<HashMap<u64, Host>>,
+    /// Each host under the hash of its key (already a SipHash: not hashed again).
+    hosts: Mutex<HashTable<(u64, Host)>>,
 }
 
 impl<E> Shared<E> {
@@ -168,11 +169,11 @@ impl<E> Shared<E> {
             max_hosts: max_hosts.max(1),
             idle_timeout,
             hasher: RandomState::new(),
-            hosts: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashTable::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Host>> {
+    fn lock(&self) -> MutexGuard<'_, HashTable<(u64, Host)>> {
         // Every operation leaves the table consistent: a panic elsewhere cannot break it.
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -183,14 +184,14 @@ impl<E> Shared<E> {
 
     /// Runs `f` on the host `h`, if it is kept.
     pub(crate) fn with_host<T>(&self, h: u64, f: impl FnOnce(&mut Host) -> T) -> Option<T> {
-        self.lock().get_mut(&h).map(f)
+        self.lock().find_mut(h, |e| e.0 == h).map(|e| f(&mut e.1))
     }
 
     /// Reserves a slot for a new request to `h`; `None` when the table has no room for a new
     /// host (the request goes unpaced).
     pub(crate) fn reserve(&self, h: u64, now: Instant) -> Option<Result<Slot, Refusal>> {
         let mut hosts = self.lock();
-        if let Some(host) = hosts.get_mut(&h) {
+        if let Some((_, host)) = hosts.find_mut(h, |e| e.0 == h) {
             if host.is_idle(now)
                 && now.saturating_duration_since(host.last_used) >= self.idle_timeout
             {
@@ -201,15 +202,17 @@ impl<E> Shared<E> {
         if hosts.len() >= self.max_hosts && !self.make_room(&mut hosts, now) {
             return None;
         }
-        let host = hosts.entry(h).or_insert_with(|| Host::new(&self.aimd, now));
-        Some(host.reserve(&self.aimd, now, self.max_wait))
+        let mut host = Host::new(&self.aimd, now);
+        let decided = host.reserve(&self.aimd, now, self.max_wait);
+        hosts.insert_unique(h, (h, host), |e| e.0);
+        Some(decided)
     }
 
     /// Drops the timed-out hosts, else the least recently used eighth of the idle ones.
     #[cold]
-    fn make_room(&self, hosts: &mut HashMap<u64, Host>, now: Instant) -> bool {
+    fn make_room(&self, hosts: &mut HashTable<(u64, Host)>, now: Instant) -> bool {
         let timeout = self.idle_timeout;
-        hosts.retain(|_, host| {
+        hosts.retain(|(_, host)| {
             !(host.is_idle(now) && now.saturating_duration_since(host.last_used) >= timeout)
         });
         if hosts.len() < self.max_hosts {
@@ -225,8 +228,10 @@ impl<E> Shared<E> {
         }
         let evict = (self.max_hosts / 8).clamp(1, idle.len());
         idle.select_nth_unstable(evict - 1);
-        for (_, k) in &idle[..evict] {
-            hosts.remove(k);
+        for &(_, k) in &idle[..evict] {
+            if let Ok(e) = hosts.find_entry(k, |e| e.0 == k) {
+                e.remove();
+            }
         }
         true
     }

@@ -69,6 +69,8 @@ pub(crate) struct Feedback {
 pub(crate) struct Host {
     /// The learned rate, requests per second, within `[floor, ceiling]`.
     rate: f64,
+    /// `1 / rate`, kept with it.
+    own: Duration,
     /// Doubling per window until the first throttle.
     slow_start: bool,
     /// The additive step per window, set at each decrease.
@@ -99,6 +101,7 @@ impl Host {
     pub(crate) fn new(aimd: &Aimd, now: Instant) -> Host {
         Host {
             rate: aimd.initial,
+            own: Duration::from_secs_f64(1.0 / aimd.initial),
             slow_start: true,
             step: aimd.increase * aimd.initial,
             decreased_at: None,
@@ -123,6 +126,13 @@ impl Host {
     /// The learned rate, requests per second.
     pub(crate) fn rate(&self) -> f64 {
         self.rate
+    }
+
+    fn set_rate(&mut self, rate: f64) {
+        if rate != self.rate {
+            self.rate = rate;
+            self.own = Duration::from_secs_f64(1.0 / rate);
+        }
     }
 
     /// The published requests left (an estimate, after what was sent since), if a reading is
@@ -167,7 +177,7 @@ impl Host {
 
     /// The spacing the rate and the published quota allow now.
     fn wanted_interval(&mut self, now: Instant) -> Duration {
-        let own = Duration::from_secs_f64(1.0 / self.rate);
+        let own = self.own;
         match self.reading {
             Some(r) if r.reset_at <= now => {
                 self.reading = None;
@@ -209,7 +219,7 @@ impl Host {
                 } else {
                     self.rate + self.step
                 };
-                self.rate = next.min(self.ceiling(aimd));
+                self.set_rate(next.min(self.ceiling(aimd)));
             }
             let windows = (elapsed.as_nanos() / aimd.window.as_nanos().max(1)) as u32;
             self.prev_accepted = if windows == 1 { self.accepted } else { 0 };
@@ -317,7 +327,7 @@ impl Host {
         if let Some((remaining, reset, rate)) = fb.published {
             if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
                 self.published_rate = Some(rate);
-                self.rate = self.rate.min(self.ceiling(aimd));
+                self.set_rate(self.rate.min(self.ceiling(aimd)));
             }
             // Requests still in flight may not be counted by the server yet; the queued ones
             // are spent from what is left.
@@ -353,7 +363,7 @@ impl Host {
                 } else {
                     self.rate
                 };
-                self.rate = (base * aimd.decrease).clamp(aimd.floor, self.ceiling(aimd));
+                self.set_rate((base * aimd.decrease).clamp(aimd.floor, self.ceiling(aimd)));
                 self.step = aimd.increase * self.rate;
                 self.slow_start = false;
                 self.decreased_at = Some(now);
