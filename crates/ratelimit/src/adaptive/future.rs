@@ -203,8 +203,7 @@ where
                     let out = ready!(fut.poll(cx));
                     let ticket = &mut *this.ticket;
                     if let (Place::InFlight { sent_at }, Ok(res)) = (ticket.place, &out) {
-                        let fb = ticket.shared.feedback(res, sent_at);
-                        ticket.shared.on_response(ticket.host, Instant::now(), fb);
+                        ticket.shared.answered(ticket.host, res, sent_at);
                         ticket.place = Place::None;
                     }
                     // An error leaves the place in flight: the ticket's drop settles it.

@@ -261,8 +261,15 @@ impl<E> Shared<E> {
         }
     }
 
-    pub(crate) fn on_response(&self, h: u64, now: Instant, fb: Feedback) {
-        let aimd = &self.aimd;
+    /// A response to a request sent at `sent_at` came back.
+    pub(crate) fn answered<R: ResponseLike + ?Sized>(&self, h: u64, res: &R, sent_at: Instant) {
+        let fb = self.feedback(res, sent_at);
+        if !fb.throttled && fb.published.is_none() {
+            // The common answer needs no clock: it is counted in the window open now.
+            self.with_host(h, Host::accepted);
+            return;
+        }
+        let (aimd, now) = (&self.aimd, Instant::now());
         self.with_host(h, |host| host.on_response(aimd, now, fb));
     }
 

@@ -78,7 +78,7 @@ pub(crate) struct Host {
     /// When the rate was last decreased: throttles of requests sent before it do not decrease
     /// it again (one decrease per congestion event).
     decreased_at: Option<Instant>,
-    anchor: f64,
+    anchor: u64,
     anchor_at: Instant,
     /// The spacing of tickets from the anchor on: the rate's, or a published quota's if slower.
     interval: Duration,
@@ -105,7 +105,7 @@ impl Host {
             slow_start: true,
             step: aimd.increase * aimd.initial,
             decreased_at: None,
-            anchor: 0.0,
+            anchor: 0,
             anchor_at: now,
             interval: Duration::from_secs_f64(1.0 / aimd.initial),
             next_ticket: 0,
@@ -158,21 +158,32 @@ impl Host {
 
     /// When ticket `n` may go.
     fn slot_of(&self, n: u64) -> Instant {
-        let ahead = n as f64 - self.anchor;
-        let d = self.interval.as_secs_f64() * ahead.abs();
-        let d = Duration::try_from_secs_f64(d).unwrap_or(Duration::MAX);
-        if ahead >= 0.0 {
+        let step =
+            |k: u64| u32::try_from(k).map_or(Duration::MAX, |k| self.interval.saturating_mul(k));
+        if n >= self.anchor {
+            let d = step(n - self.anchor);
             self.anchor_at.checked_add(d).unwrap_or(self.anchor_at)
         } else {
+            let d = step(self.anchor - n);
             self.anchor_at.checked_sub(d).unwrap_or(self.anchor_at)
         }
     }
 
-    /// The ticket due at `now` (never past the next one to be given).
-    fn front(&self, now: Instant) -> f64 {
-        let gone = now.saturating_duration_since(self.anchor_at).as_secs_f64()
-            / self.interval.as_secs_f64().max(1e-12);
-        (self.anchor + gone).min(self.next_ticket as f64)
+    /// The first ticket not due before `now` (never past the next one to be given), and when
+    /// it may go.
+    fn front(&self, now: Instant) -> (u64, Instant) {
+        if now <= self.anchor_at {
+            return (self.anchor, self.anchor_at);
+        }
+        let gone = (now - self.anchor_at).as_nanos();
+        let per = self.interval.as_nanos().max(1);
+        let k = self
+            .anchor
+            .saturating_add(u64::try_from(gone.div_ceil(per)).unwrap_or(u64::MAX));
+        if k >= self.next_ticket {
+            return (self.next_ticket, now);
+        }
+        (k, self.slot_of(k))
     }
 
     /// The spacing the rate and the published quota allow now.
@@ -194,15 +205,14 @@ impl Host {
     /// spacing the rate and the published quota allow now.
     fn retime(&mut self, now: Instant, not_before: Option<Instant>) {
         let interval = self.wanted_interval(now);
-        // The front of the line, and when it may go: a pause in force stays in force.
-        let front = self.front(now);
-        let front_at = self.anchor_at.max(now);
-        let at = not_before.map_or(front_at, |p| p.max(front_at));
-        if interval != self.interval || at != front_at {
-            self.anchor = front;
-            self.anchor_at = at;
-            self.interval = interval;
+        if interval == self.interval && not_before.is_none_or(|p| p <= self.anchor_at) {
+            return;
         }
+        // The front of the line, and when it may go: a pause in force stays in force.
+        let (front, front_at) = self.front(now);
+        self.anchor = front;
+        self.anchor_at = not_before.map_or(front_at, |p| p.max(front_at));
+        self.interval = interval;
     }
 
     /// Closes the windows that ended by `now`, increasing the rate after a window that used
@@ -245,7 +255,7 @@ impl Host {
         let tolerance = self.interval.saturating_mul(aimd.burst - 1);
         let earliest = now.checked_sub(tolerance).unwrap_or(now);
         if self.slot_of(n) < earliest {
-            self.anchor = n as f64;
+            self.anchor = n;
             self.anchor_at = earliest;
         }
         let at = self.slot_of(n).max(now);
@@ -316,6 +326,13 @@ impl Host {
     /// A request sent ended without a response (an error, or dropped in flight).
     pub(crate) fn ended_without_response(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// A response came back that neither throttles nor publishes a quota. It is counted in the
+    /// window open at the last look (the next request closes that window if it is over).
+    pub(crate) fn accepted(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.accepted += 1;
     }
 
     /// A response came back.
