@@ -37,7 +37,7 @@ use resile::breaker::{BreakerOpen, ByAuthority, CircuitBreakerLayer, State, Tran
 use resile::classify::clock::Clock;
 use resile::classify::HostKey;
 use resile::ratelimit::client::WaitTooLong;
-use resile::ratelimit::ServerPauseLayer;
+use resile::ratelimit::{QueueFull, Quota, RateLimitLayer, ServerPauseLayer};
 use resile::retry::{GiveUp, RetryPolicy};
 use resile::retry_after::format_http_date;
 use resile::telemetry::{AlertEvent, AlertRule, Figures, Report, Telemetry, TelemetryService};
@@ -127,6 +127,8 @@ fn phase_end(i: usize) -> Duration {
 #[derive(Default)]
 struct ServerCounters {
     hits: [AtomicU64; PHASES.len()],
+    /// `429`s answered, per phase.
+    too_many: [AtomicU64; PHASES.len()],
 }
 
 impl ServerCounters {
@@ -203,6 +205,7 @@ fn answer(t: Duration, window: &Mutex<Window>, counters: &ServerCounters) -> Res
                 w.count += 1;
                 response(StatusCode::OK)
             } else {
+                counters.too_many[i].fetch_add(1, Ordering::Relaxed);
                 let end = UNIX_EPOCH + Duration::from_secs((index + 1) * WINDOW_SECS);
                 too_many_requests(now, end)
             }
@@ -307,6 +310,30 @@ async fn naive_get(client: TelemetryService<HyperClient>, uri: Uri) -> Ended {
         }
     }
     Ended::Failed
+}
+
+/// One request through a resile stack.
+async fn stack_get<S>(svc: S, uri: Uri) -> Ended
+where
+    S: tower::Service<Request<Empty<Bytes>>, Response = Response<Incoming>, Error = BoxError>,
+{
+    let Ok(req) = Request::get(uri).body(Empty::<Bytes>::new()) else {
+        return Ended::Failed;
+    };
+    match svc.oneshot(req).await {
+        Ok(res) => {
+            let ok = res.status().is_success();
+            let _ = res.into_body().collect().await;
+            if ok {
+                Ended::Ok
+            } else {
+                Ended::Failed
+            }
+        }
+        Err(err) if err.is::<BreakerOpen>() => Ended::Breaker,
+        Err(err) if err.is::<WaitTooLong>() || err.is::<QueueFull>() => Ended::Limiter,
+        Err(_) => Ended::Failed,
+    }
 }
 
 /// What the resile client's hooks and the limiter watcher record, with their time into the
@@ -854,7 +881,10 @@ fn intro() -> String {
          \x20              retry (defaults: backoff 100 ms x2 + jitter, Retry-After, budget 20 %)\n\
          \x20              > circuit breaker (5 failures; open 1 s, shortened for a short demo)\n\
          \x20              > server pause (defaults: the host paused by its 429/503 hint)\n\
-         \x20              > 2 s per-attempt timeout\n\n",
+         \x20              > 2 s per-attempt timeout\n\
+         resile adaptive the same stack with RateLimitLayer::adaptive(50 req/s) as its limiter:\n\
+         \x20              it learns the host's rate from its 429s and paces and queues to it\n\
+         \x20              (its own server copy; compared in the rate-limited phase at the end)\n\n",
         NAIVE_ATTEMPTS - 1
     );
     s
@@ -868,6 +898,7 @@ async fn main() -> Result<(), BoxError> {
     let epoch = Instant::now() + Duration::from_millis(200);
     let naive_server = start_server(epoch).await?;
     let resile_server = start_server(epoch).await?;
+    let adaptive_server = start_server(epoch).await?;
 
     print!("{}", intro());
     let _ = std::io::stdout().flush();
@@ -927,6 +958,25 @@ async fn main() -> Result<(), BoxError> {
     ));
     let resile_http = ServiceBuilder::new().layer(stack).service(hyper_client());
 
+    // The adaptive client: the stack's defaults with the adaptive limiter, started at the rate
+    // the workload offers.
+    let adaptive_uri: Uri = format!("http://{}/", adaptive_server.addr).parse()?;
+    let adaptive_limiter = RateLimitLayer::adaptive(Quota::per_second(
+        std::num::NonZeroU32::new(50).ok_or("zero")?,
+    ))
+    .build();
+    let adaptive_stack = resile::stack::http_client()
+        .circuit_breaker(
+            CircuitBreakerLayer::builder()
+                .open_duration(Duration::from_secs(1))
+                .build_keyed(ByAuthority, resile::stack::DEFAULT_HOSTS)?,
+        )
+        .attempt_timeout(Duration::from_secs(2))
+        .rate_limit(adaptive_limiter.clone());
+    let adaptive_http = ServiceBuilder::new()
+        .layer(adaptive_stack)
+        .service(hyper_client());
+
     let sent = Arc::new(AtomicU64::new(0));
     let tty = std::io::stderr().is_terminal();
     let ticker = {
@@ -956,32 +1006,30 @@ async fn main() -> Result<(), BoxError> {
     );
     let resile_run = drive(
         epoch,
-        || {
-            let svc = resile_http.clone();
-            let uri = resile_uri.clone();
-            async move {
-                let Ok(req) = Request::get(uri).body(Empty::<Bytes>::new()) else {
-                    return Ended::Failed;
-                };
-                match svc.oneshot(req).await {
-                    Ok(res) => {
-                        let ok = res.status().is_success();
-                        let _ = res.into_body().collect().await;
-                        if ok {
-                            Ended::Ok
-                        } else {
-                            Ended::Failed
-                        }
-                    }
-                    Err(err) if err.is::<BreakerOpen>() => Ended::Breaker,
-                    Err(err) if err.is::<WaitTooLong>() => Ended::Limiter,
-                    Err(_) => Ended::Failed,
-                }
-            }
-        },
+        || stack_get(resile_http.clone(), resile_uri.clone()),
         sent.clone(),
     );
-    let (naive_out, resile_out) = tokio::join!(naive_run, resile_run);
+    // The adaptive limiter's learned rate for its host, read as the rate-limited phase ends.
+    let learned = {
+        let (limiter, host) = (
+            adaptive_limiter.clone(),
+            HostKey::from(adaptive_uri.authority().cloned().ok_or("no authority")?),
+        );
+        let i = PHASES
+            .iter()
+            .position(|p| p.kind == Kind::RateLimited)
+            .unwrap_or(1);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(epoch + phase_end(i) - Duration::from_millis(10)).await;
+            limiter.host(&host).map_or(0.0, |h| h.rate)
+        })
+    };
+    let adaptive_run = drive(
+        epoch,
+        || stack_get(adaptive_http.clone(), adaptive_uri.clone()),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let (naive_out, resile_out, adaptive_out) = tokio::join!(naive_run, resile_run, adaptive_run);
     ticker.abort();
     watcher.abort();
     // Its last report is due 10 ms before the end of the last phase.
@@ -1004,5 +1052,67 @@ async fn main() -> Result<(), BoxError> {
         started.elapsed(),
     );
     print!("{text}");
+    let learned = learned.await.unwrap_or(0.0);
+    print!(
+        "{}",
+        rate_limited_phase(
+            [
+                ("naive client", &naive_out, &naive_server.counters),
+                ("resile stack", &resile_out, &resile_server.counters),
+                ("resile adaptive", &adaptive_out, &adaptive_server.counters),
+            ],
+            learned,
+        )
+    );
     Ok(())
+}
+
+/// The rate-limited phase, three clients side by side.
+fn rate_limited_phase(runs: [(&str, &[Outcome], &ServerCounters); 3], learned: f64) -> String {
+    let i = PHASES
+        .iter()
+        .position(|p| p.kind == Kind::RateLimited)
+        .unwrap_or(1);
+    let secs = (phase_end(i) - PHASES[i].from).as_secs_f64();
+    let mut out = format!(
+        "\nThe rate-limited phase ({:.0} s, {} requests per {} s window = {} req/s for {} offered), three clients\n\n",
+        secs,
+        WINDOW_QUOTA,
+        WINDOW_SECS,
+        u64::from(WINDOW_QUOTA) / WINDOW_SECS,
+        Duration::from_secs(1).as_nanos() / TICK.as_nanos()
+    );
+    let mut t = Table::new(&[
+        "",
+        "asked",
+        "succeeded",
+        "server hits",
+        "429s answered",
+        "refused locally",
+    ]);
+    for (name, outcomes, server) in runs {
+        let of_phase = || outcomes.iter().filter(|o| o.phase == i);
+        let local = of_phase()
+            .filter(|o| matches!(o.ended, Ended::Breaker | Ended::Limiter))
+            .count();
+        t.row(vec![
+            name.to_string(),
+            of_phase().count().to_string(),
+            of_phase()
+                .filter(|o| o.ended == Ended::Ok)
+                .count()
+                .to_string(),
+            server.phase_hits(i).to_string(),
+            server.too_many[i].load(Ordering::Relaxed).to_string(),
+            local.to_string(),
+        ]);
+    }
+    t.render(&mut out);
+    let _ = writeln!(
+        out,
+        "\n  The adaptive limiter learned {learned:.1} req/s for the host by the end of the phase: it paces\n  \
+         to what the server takes instead of running into each window's end, and the requests\n  \
+         over that rate wait in its queue (so some reach the server after the phase)."
+    );
+    out
 }
