@@ -13,7 +13,7 @@
 //!    `RateLimit-Limit` when present; the reset is a delay in seconds.
 //! 3. **`X-RateLimit-Remaining`** and **`X-RateLimit-Reset`** (GitHub, Twitter/X, Discord, many
 //!    others), with `X-RateLimit-Limit` when present. The reset follows the size rule of
-//!    [`server_hint`](crate::server_hint): at least [`EPOCH_THRESHOLD`](crate::hints::EPOCH_THRESHOLD)
+//!    [`server_hint`](crate::server_hint): at least [`crate::hints::EPOCH_THRESHOLD`]
 //!    it is an instant in Unix epoch seconds (measured against the response's `Date`, else
 //!    `now`), below it a delay; a decimal is read to the nanosecond.
 //!
@@ -190,10 +190,10 @@ fn read<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
 
 /// The first valid remaining count, the first reset value, and the first valid limit of one
 /// family of fields.
-fn fields<'h>(
-    headers: &'h HeaderMap,
+fn fields(
+    headers: &HeaderMap,
     [rem, reset, limit]: [HeaderName; 3],
-) -> Option<(u64, &'h [u8], Option<u64>)> {
+) -> Option<(u64, &[u8], Option<u64>)> {
     let remaining = headers
         .get_all(rem)
         .iter()
