@@ -6,7 +6,10 @@
 //!    against the response's own `Date` header when it has a valid one — both timestamps come from
 //!    the server's clock, so the client's clock skew does not matter — else against `now`.
 //!    `Retry-After` is a singleton field; if a response carries several, the **first valid one**
-//!    wins and invalid ones are skipped.
+//!    wins and invalid ones are skipped. A decimal delay such as `1.5`, which RFC 9110 does not
+//!    allow but servers send, is read as its ceiling in whole seconds (`2`: never shorter than
+//!    the server asked), when no valid value is present; [`RetryAfter::parse`] itself stays
+//!    strict.
 //! 2. **`retry-after-ms`**, then **`x-ms-retry-after-ms`** (Azure and OpenAI-style APIs): a
 //!    non-negative integer count of milliseconds; the first valid value wins.
 //! 3. **`RateLimit`** (IETF draft-ietf-httpapi-ratelimit-headers), a structured-field list of
@@ -203,6 +206,7 @@ fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
     }
 
     // `Retry-After` is a standard name (hashed cheaply) and the usual hint: look it up directly.
+    let mut decimal = None;
     for value in headers.get_all(RETRY_AFTER) {
         match RetryAfter::parse_with(value.as_bytes(), || now.get()) {
             Ok(RetryAfter::Delay(d)) => return Some(ServerHint::new(d, HintSource::RetryAfter)),
@@ -210,8 +214,13 @@ fn hint<F: FnMut() -> SystemTime>(headers: &HeaderMap, now: &mut Now<F>) -> Opti
                 let delay = until(at, reference_time(headers, now));
                 return Some(ServerHint::new(delay, HintSource::RetryAfter));
             }
+            Err(_) if decimal.is_none() => decimal = parse_decimal(value.as_bytes()),
             Err(_) => {}
         }
+    }
+    if let Some(d) = decimal {
+        let secs = Duration::from_secs(crate::ceil_seconds(d));
+        return Some(ServerHint::new(secs, HintSource::RetryAfter));
     }
 
     let present = present_fields(headers);

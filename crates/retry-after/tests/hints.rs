@@ -62,6 +62,30 @@ fn retry_after_delay_seconds() {
 }
 
 #[test]
+fn a_decimal_retry_after_is_read_as_its_ceiling_when_nothing_valid_is_there() {
+    assert_eq!(
+        hint(&[("retry-after", "1.5")]),
+        Some((secs(2), HintSource::RetryAfter))
+    );
+    assert_eq!(
+        hint(&[("retry-after", " 0.001 ")]),
+        Some((secs(1), HintSource::RetryAfter))
+    );
+    assert_eq!(
+        hint(&[("retry-after", "3.0")]),
+        Some((secs(3), HintSource::RetryAfter))
+    );
+    // A valid value wins wherever it is; garbage stays garbage.
+    assert_eq!(
+        hint(&[("retry-after", "1.5"), ("retry-after", "7")]),
+        Some((secs(7), HintSource::RetryAfter))
+    );
+    for bad in ["-1.5", "1.", ".5", "1.5s", "1e3", "1,5"] {
+        assert_eq!(hint(&[("retry-after", bad)]), None, "{bad}");
+    }
+}
+
+#[test]
 fn retry_after_date_is_measured_against_the_response_date_not_the_local_clock() {
     let pairs = [
         ("date", SERVER_NOW),
