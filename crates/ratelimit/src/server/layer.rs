@@ -3,6 +3,7 @@
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
@@ -27,6 +28,8 @@ pub(crate) struct Shared<E, St> {
     pub(crate) fields_on_allowed: bool,
     pub(crate) missing_key: Fallback,
     pub(crate) store_error: Fallback,
+    /// Whether the first request without a key was reported (as an error naming the fix).
+    pub(crate) missing_key_reported: AtomicBool,
 }
 
 /// Rejects requests over a quota with `429 Too Many Requests` (a tower [`Layer`] for servers;
@@ -59,8 +62,9 @@ pub(crate) struct Shared<E, St> {
 ///
 /// In-memory [`KeyedStore`]; cost 1; policy name `default`; fields on allowed responses; a
 /// request without key is answered `500 Internal Server Error` (the extractor found no connection
-/// info: a server set-up error, loud rather than unlimited); a store error is answered
-/// `503 Service Unavailable`.
+/// info: a server set-up error, loud rather than unlimited; the first one is also logged at
+/// `error` level with the fix, e.g. axum's `into_make_service_with_connect_info` for
+/// [`PeerIp`](super::PeerIp)); a store error is answered `503 Service Unavailable`.
 ///
 /// # Example
 ///
@@ -262,6 +266,7 @@ impl<E: KeyExtractor<RequestHead<'static>>, St> ThrottleLayerBuilder<E, St> {
                 fields_on_allowed: self.fields_on_allowed,
                 missing_key: self.missing_key,
                 store_error: self.store_error,
+                missing_key_reported: AtomicBool::new(false),
             }),
         }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -114,7 +115,18 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let shared = &*self.shared;
         let Some(key) = shared.extractor.extract(&RequestHead::from(&req)) else {
-            tracing::warn!("throttle: no key for the request");
+            if !shared.missing_key_reported.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "throttle: the key extractor found no key for a request, answered as the \
+                     layer's missing-key fallback (500 by default). With PeerIp the peer address \
+                     is missing: behind axum, serve with \
+                     `app.into_make_service_with_connect_info::<SocketAddr>()`; behind hyper, \
+                     insert the connection's peer `SocketAddr` into each request's extensions. \
+                     With HeaderKey, the request lacks the header. (Reported once.)"
+                );
+            } else {
+                tracing::debug!("throttle: no key for the request");
+            }
             return self.finish(fallback(shared.missing_key), req);
         };
         let mut decision = shared.store.decide(&key, &shared.quota, shared.cost);

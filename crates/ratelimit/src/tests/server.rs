@@ -298,3 +298,53 @@ async fn a_cost_above_the_burst_is_a_configuration_error_and_a_fitting_one_takes
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A `MakeWriter` that keeps everything logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[test]
+fn a_missing_peer_address_is_reported_once_with_the_fix() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_max_level(tracing::Level::ERROR)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_, inner) = counting();
+            let svc = ThrottleLayer::new(Quota::per_second(nz(1)), PeerIp::new()).layer(inner);
+            for _ in 0..3 {
+                let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+                assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        });
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("ERROR").count(), 1, "{text}");
+    assert!(
+        text.contains("into_make_service_with_connect_info"),
+        "{text}"
+    );
+}
