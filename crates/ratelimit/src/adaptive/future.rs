@@ -32,18 +32,25 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, Req, F> {
-        // Sleeping until the slot; first queued at `started`.
-        Queued {
-            #[pin]
-            sleep: Sleep,
-            service: Option<S>,
-            req: Option<Req>,
-            started: Instant,
-        },
-        // The slot came: polling the service ready to send the request.
-        Ready { service: S, req: Option<Req> },
+        // Waiting for its turn, then for the service (boxed: only a queued request gets here,
+        // and the future stays small for the others).
+        Queued { wait: Pin<Box<Waiting<S, Req>>> },
         Called { #[pin] fut: F },
         Failed { err: Option<BoxError> },
+    }
+}
+
+pin_project! {
+    /// A queued request: its sleep, the ready service it was given and the request.
+    struct Waiting<S, Req> {
+        #[pin]
+        sleep: Sleep,
+        service: S,
+        req: Option<Req>,
+        // First queued at.
+        started: Instant,
+        // Its turn came: polling the service ready.
+        turn: bool,
     }
 }
 
@@ -125,10 +132,13 @@ where
         now: Instant,
     ) -> Self {
         let state = State::Queued {
-            sleep: tokio::time::sleep_until(slot.at),
-            service: Some(service),
-            req: Some(req),
-            started: now,
+            wait: Box::pin(Waiting {
+                sleep: tokio::time::sleep_until(slot.at),
+                service,
+                req: Some(req),
+                started: now,
+                turn: false,
+            }),
         };
         Self::new(state, shared, host, Place::Queued(slot))
     }
@@ -151,52 +161,39 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Queued {
-                    sleep,
-                    service,
-                    req,
-                    started,
-                } => {
-                    ready!(sleep.poll(cx));
-                    let Place::Queued(slot) = this.ticket.place else {
-                        return Poll::Pending;
-                    };
-                    let (Some(service), Some(req)) = (service.take(), req.take()) else {
-                        return Poll::Pending;
-                    };
-                    let started = *started;
-                    let shared = &this.ticket.shared;
-                    let now = Instant::now();
-                    match shared.wake(this.ticket.host, slot, now, started) {
-                        Wake::Go => {
-                            this.ticket.sent(now);
-                            this.state.set(State::Ready {
-                                service,
-                                req: Some(req),
-                            });
-                        }
-                        // Not its turn yet (the line slowed, or a server paused the host).
-                        Wake::Sleep(until) => this.state.set(State::Queued {
-                            sleep: tokio::time::sleep_until(until),
-                            service: Some(service),
-                            req: Some(req),
-                            started,
-                        }),
-                        Wake::TooLong(wait) => {
-                            this.ticket.place = Place::None;
-                            return Poll::Ready(Err(Box::new(WaitTooLong {
-                                wait,
-                                max_wait: shared.max_wait,
-                            })));
+                StateProj::Queued { wait } => {
+                    let mut w = wait.as_mut().project();
+                    if !*w.turn {
+                        ready!(w.sleep.as_mut().poll(cx));
+                        let Place::Queued(slot) = this.ticket.place else {
+                            return Poll::Pending;
+                        };
+                        let shared = &this.ticket.shared;
+                        let now = Instant::now();
+                        match shared.wake(this.ticket.host, slot, now, *w.started) {
+                            Wake::Go => {
+                                this.ticket.sent(now);
+                                *w.turn = true;
+                            }
+                            // Not its turn yet (the line slowed, or a server paused the host).
+                            Wake::Sleep(until) => {
+                                w.sleep.as_mut().reset(until);
+                                continue;
+                            }
+                            Wake::TooLong(wait) => {
+                                this.ticket.place = Place::None;
+                                return Poll::Ready(Err(Box::new(WaitTooLong {
+                                    wait,
+                                    max_wait: shared.max_wait,
+                                })));
+                            }
                         }
                     }
-                }
-                StateProj::Ready { service, req } => {
-                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
-                    let Some(req) = req.take() else {
+                    ready!(w.service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(req) = w.req.take() else {
                         return Poll::Pending;
                     };
-                    let fut = service.call(req);
+                    let fut = w.service.call(req);
                     this.state.set(State::Called { fut });
                 }
                 StateProj::Called { fut } => {
@@ -226,7 +223,6 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Queued { .. } => "queued",
-            State::Ready { .. } => "ready",
             State::Called { .. } => "called",
             State::Failed { .. } => "failed",
         };
