@@ -59,12 +59,12 @@ impl<E: fmt::Debug> fmt::Debug for AdaptiveRateLimitLayer<E> {
 /// Builds an [`AdaptiveRateLimitLayer`]; made by [`RateLimitLayer::adaptive`].
 #[derive(Debug, Clone)]
 pub struct AdaptiveRateLimitLayerBuilder {
-    aimd: Aimd,
-    max_wait: Duration,
-    pause: PausePolicy,
-    follow_published: bool,
-    max_hosts: usize,
-    idle_timeout: Duration,
+    pub(super) aimd: Aimd,
+    pub(super) max_wait: Duration,
+    pub(super) pause: PausePolicy,
+    pub(super) follow_published: bool,
+    pub(super) max_hosts: usize,
+    pub(super) idle_timeout: Duration,
 }
 
 impl AdaptiveRateLimitLayerBuilder {
@@ -162,15 +162,7 @@ impl AdaptiveRateLimitLayerBuilder {
     /// with `K: Hash`).
     pub fn build_with<E>(self, keys: E) -> AdaptiveRateLimitLayer<E> {
         AdaptiveRateLimitLayer {
-            shared: Arc::new(Shared::new(
-                keys,
-                self.aimd.normalized(),
-                self.max_wait,
-                self.pause,
-                self.follow_published,
-                self.max_hosts,
-                self.idle_timeout,
-            )),
+            shared: Arc::new(Shared::new(keys, self)),
         }
     }
 }

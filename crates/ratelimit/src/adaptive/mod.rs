@@ -150,24 +150,15 @@ pub(crate) struct Shared<E> {
 }
 
 impl<E> Shared<E> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        extractor: E,
-        aimd: Aimd,
-        max_wait: Duration,
-        pause: PausePolicy,
-        follow_published: bool,
-        max_hosts: usize,
-        idle_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(extractor: E, b: AdaptiveRateLimitLayerBuilder) -> Self {
         Shared {
             extractor,
-            aimd,
-            max_wait,
-            pause,
-            follow_published,
-            max_hosts: max_hosts.max(1),
-            idle_timeout,
+            aimd: b.aimd.normalized(),
+            max_wait: b.max_wait,
+            pause: b.pause,
+            follow_published: b.follow_published,
+            max_hosts: b.max_hosts.max(1),
+            idle_timeout: b.idle_timeout,
             hasher: RandomState::new(),
             hosts: Mutex::new(HashTable::new()),
         }
