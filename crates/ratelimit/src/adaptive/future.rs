@@ -11,7 +11,7 @@ use resile_classify::{KeyExtractor, ResponseLike};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::state::{Slot, Wake};
+use super::state::{Host, Slot, Wake};
 use super::{Shared, WaitTooLong};
 use crate::store::BoxError;
 
@@ -199,11 +199,16 @@ where
                 StateProj::Called { fut } => {
                     let out = ready!(fut.poll(cx));
                     let ticket = &mut *this.ticket;
-                    if let (Place::InFlight { sent_at }, Ok(res)) = (ticket.place, &out) {
-                        ticket.shared.answered(ticket.host, res, sent_at);
+                    if let Place::InFlight { sent_at } = ticket.place {
+                        let host = ticket.host;
+                        match &out {
+                            Ok(res) => ticket.shared.answered(host, res, sent_at),
+                            Err(_) => {
+                                ticket.shared.with_host(host, Host::ended_without_response);
+                            }
+                        }
                         ticket.place = Place::None;
                     }
-                    // An error leaves the place in flight: the ticket's drop settles it.
                     return Poll::Ready(out.map_err(Into::into));
                 }
                 // Polled after completion: stay pending rather than panic.

@@ -603,3 +603,22 @@ async fn every_interleaving_keeps_the_account_exact() {
     explore(&Host::new(&a, t0), &a, [Req::New; 3], t0, &mut seen);
     assert!(seen > 10_000, "{seen} interleavings");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_request_leaves_the_account_when_it_ends() {
+    let layer = adaptive(10).build();
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_: Request<()>| {
+            ready(Err::<Response<()>, tower::BoxError>(
+                "connection reset".into(),
+            ))
+        }));
+    let mut fut = svc.ready().await.unwrap().call(get());
+    assert!((&mut fut).await.is_err());
+    // Settled at completion, not only when the future is dropped.
+    let h = layer.host(&host()).unwrap();
+    assert_eq!((h.queued, h.in_flight), (0, 0));
+    drop(fut);
+    assert_eq!(layer.host(&host()).unwrap().in_flight, 0);
+}
