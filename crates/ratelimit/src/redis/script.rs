@@ -253,4 +253,38 @@ mod tests {
         let cmd = command(&s, true, b"k", &q(), Op::Pause { delay: 5 });
         assert_eq!(cmd.args_iter().count(), 8);
     }
+
+    /// Any reply a server (or something posing as one) could send.
+    fn reply() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            Just(Value::Okay),
+            any::<i64>().prop_map(Value::Int),
+            (-3i64..20).prop_map(Value::Int),
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::BulkString),
+            any::<bool>().prop_map(Value::Boolean),
+            any::<f64>().prop_map(Value::Double),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop::collection::vec(inner, 0..6).prop_map(Value::Array)
+        })
+    }
+
+    proptest::proptest! {
+        /// The stable twin of a fuzz target for the reply decoder: never a panic, and a decision
+        /// only within what the script can return.
+        #[test]
+        fn any_reply_is_a_decision_within_bounds_or_a_typed_error(v in reply(), burst in 1u32..50) {
+            let q = Quota::per_second(NonZeroU32::new(10).unwrap())
+                .with_burst(NonZeroU32::new(burst).unwrap())
+                .unwrap();
+            if let Ok(d) = decision(&v, &q) {
+                proptest::prop_assert!(d.remaining <= burst);
+                proptest::prop_assert_eq!(d.limit, burst);
+                let Value::Array(items) = &v else { unreachable!() };
+                proptest::prop_assert_eq!(items.len(), 4);
+            }
+        }
+    }
 }
