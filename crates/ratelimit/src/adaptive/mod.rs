@@ -22,9 +22,9 @@
 //!   within the floor and ceiling. A `503` without a hint is a failure, the circuit breaker's
 //!   business, not a throttle.
 //! - **No herd after a pause.** The server's hint (`Retry-After`, ...) pauses the host, as a
-//!   [`ServerPauseLayer`](crate::ServerPauseLayer) does, and every request queued for it
-//!   reserves its slot again after the pause, at the decreased rate: the queue is released one
-//!   slot at a time, not all at once.
+//!   [`ServerPauseLayer`](crate::ServerPauseLayer) does, and the requests queued for it keep
+//!   their order and move behind the pause, spaced at the decreased rate: the queue is released
+//!   one slot at a time, not all at once.
 //! - **A bounded queue.** A request whose slot is in the future waits in its response future,
 //!   first come first served (slots are handed out in order). At most
 //!   [`max_queued`](AdaptiveRateLimitLayerBuilder::max_queued) requests (1,024) wait per host;
@@ -49,7 +49,7 @@
 //!
 //! # Memory
 //!
-//! One entry (about 200 bytes) per host, in a `HashMap` behind a `Mutex` (taken once per
+//! One entry (about 300 bytes) per host, in a hash table behind a `Mutex` (taken once per
 //! request sent, once per response, and once more by a queued request when its slot comes).
 //! A host idle (nothing queued or in flight) for the idle timeout starts afresh. At most
 //! [`max_hosts`](AdaptiveRateLimitLayerBuilder::max_hosts) are kept: when the table is full, the

@@ -622,3 +622,9 @@ async fn a_failed_request_leaves_the_account_when_it_ends() {
     drop(fut);
     assert_eq!(layer.host(&host()).unwrap().in_flight, 0);
 }
+
+#[test]
+fn a_host_entry_is_about_300_bytes() {
+    let size = std::mem::size_of::<(u64, Host)>();
+    assert!((200..=320).contains(&size), "{size} bytes");
+}
