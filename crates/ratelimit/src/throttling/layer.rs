@@ -28,9 +28,16 @@ const BUCKETS: usize = 24;
 ///
 /// `K = 2`, a window of 2 minutes, `429` and `503` count as not accepted, on the
 /// [`TokioClock`].
-#[derive(Clone)]
 pub struct AdaptiveThrottleLayer<C = TokioClock> {
     shared: Arc<Shared<C>>,
+}
+
+impl<C> Clone for AdaptiveThrottleLayer<C> {
+    fn clone(&self) -> Self {
+        AdaptiveThrottleLayer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
 }
 
 pub(crate) struct Shared<C> {
