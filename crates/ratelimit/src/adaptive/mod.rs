@@ -240,7 +240,6 @@ impl<E> Shared<E> {
         let throttled = res.status() == StatusCode::TOO_MANY_REQUESTS || hint.is_some();
         let published = if self.follow_published {
             resile_retry_after::published_quota(res.headers())
-                .map(|q| (q.remaining, q.reset, q.rate()))
         } else {
             None
         };

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use resile_retry_after::PublishedQuota;
 use tokio::time::Instant;
 
 use super::policy::Aimd;
@@ -52,9 +53,8 @@ pub(crate) struct Feedback {
     pub(crate) throttled: bool,
     /// The pause the server asked for, already capped by the pause policy.
     pub(crate) pause: Option<Duration>,
-    /// The quota the response published: remaining, time to reset, and `limit / window` as a
-    /// rate when both are known.
-    pub(crate) published: Option<(u64, Duration, Option<f64>)>,
+    /// The quota the response published.
+    pub(crate) published: Option<PublishedQuota>,
     /// When the request was sent.
     pub(crate) sent_at: Instant,
 }
@@ -341,20 +341,23 @@ impl Host {
         self.roll(aimd, now);
         self.last_used = now;
         let mut not_before = None;
-        if let Some((remaining, reset, rate)) = fb.published {
-            if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
+        if let Some(q) = fb.published {
+            if let Some(rate) = q.rate().filter(|r| r.is_finite() && *r > 0.0) {
                 self.published_rate = Some(rate);
                 self.set_rate(self.rate.min(self.ceiling(aimd)));
             }
             // Requests still in flight may not be counted by the server yet; the queued ones
             // are spent from what is left.
-            let remaining = remaining.saturating_sub(self.in_flight as u64);
-            let reset_at = now.checked_add(reset).unwrap_or(now + aimd.window);
-            let spacing =
-                (remaining > 0).then(|| reset / u32::try_from(remaining).unwrap_or(u32::MAX));
+            let left = PublishedQuota {
+                remaining: q.remaining.saturating_sub(self.in_flight as u64),
+                ..q
+            };
+            let reset_at = now.checked_add(q.reset).unwrap_or(now + aimd.window);
+            let spacing = left.spacing();
             if spacing.is_none() {
                 not_before = Some(reset_at);
             }
+            let remaining = left.remaining;
             self.reading = Some(Reading {
                 reset_at,
                 spacing,
