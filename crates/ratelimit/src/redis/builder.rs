@@ -5,6 +5,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, IntoConnectionInfo, RedisResult};
 
+use super::lease::Leases;
 use super::policy::OnFailure;
 use super::store::RedisStore;
 
@@ -25,7 +26,8 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 ///
 /// Prefix [`DEFAULT_PREFIX`] (`resile:rl:`), decision timeout [`DEFAULT_TIMEOUT`] (50 ms),
 /// failure policy [`OnFailure::FailOpen`], probe interval [`DEFAULT_PROBE_INTERVAL`] (500 ms), no
-/// cap on the fallback limiter's keys (it drops idle keys by itself).
+/// cap on the fallback limiter's keys (it drops idle keys by itself), per-decision mode (no
+/// [`leases`](RedisStoreBuilder::leases)).
 ///
 /// # Example
 ///
@@ -52,6 +54,7 @@ pub struct RedisStoreBuilder {
     pub(crate) probe_interval: Duration,
     pub(crate) on_failure: OnFailure,
     pub(crate) fallback_max_keys: Option<usize>,
+    pub(crate) leases: Option<Leases>,
 }
 
 impl Default for RedisStoreBuilder {
@@ -62,6 +65,7 @@ impl Default for RedisStoreBuilder {
             probe_interval: DEFAULT_PROBE_INTERVAL,
             on_failure: OnFailure::default(),
             fallback_max_keys: None,
+            leases: None,
         }
     }
 }
@@ -104,6 +108,15 @@ impl RedisStoreBuilder {
     /// [`KeyedStoreBuilder::max_keys`](crate::KeyedStoreBuilder::max_keys)).
     pub fn fallback_max_keys(mut self, max: usize) -> Self {
         self.fallback_max_keys = Some(max);
+        self
+    }
+
+    /// Leased mode: the store takes cells of each key from Redis in advance, a lease per key,
+    /// and decides locally from it, so that most decisions make no round trip. The fleet's
+    /// limit then holds within a stated error (`instances × max` cells over any window); see
+    /// [`Leases`]. Without it (the default), every decision is one script call and exact.
+    pub fn leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
         self
     }
 

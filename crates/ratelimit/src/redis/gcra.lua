@@ -2,14 +2,20 @@
 --
 -- KEYS[1]  the key. Its value is the key's TAT (theoretical arrival time) in nanoseconds since the
 --          Unix epoch, as a decimal integer; it expires on its own once the bucket is full again.
--- ARGV[1]  the operation: "r" reserve, "l" release, "p" pause
+-- ARGV[1]  the operation: "r" reserve, "a" lease, "l" release, "p" pause
 -- ARGV[2]  T, the emission interval, in nanoseconds
 -- ARGV[3]  burst * T, the bucket's capacity, in nanoseconds
--- ARGV[4]  "r" and "l": the cost (n * T) in nanoseconds; "p": the delay in nanoseconds
--- ARGV[5]  "r": the longest wait a reservation accepts, in nanoseconds
+-- ARGV[4]  "r" and "l": the cost (n * T) in nanoseconds; "p": the delay in nanoseconds;
+--          "a": the unused cells of the previous lease given back first, in nanoseconds
+-- ARGV[5]  "r": the longest wait a reservation accepts, in nanoseconds; "a": the least it takes
+--          (the request's cost, n * T)
+-- ARGV[6]  "a": the most it takes (the lease's size, a whole number of cells, >= ARGV[5])
+-- ARGV[7]  "a": the longest wait a reservation of the least accepts, in nanoseconds
 --
--- "r" replies {allowed (0 or 1), remaining cells, retry_after ns, reset_after ns}; "l" and "p"
--- reply 0. Lua numbers are doubles: every quantity below is a nanosecond offset from now, exact
+-- "r" replies {allowed (0 or 1), remaining cells, retry_after ns, reset_after ns}; "a" replies
+-- {granted ns (0 when refused), remaining cells, retry_after ns, reset_after ns}: as many whole
+-- cells as conform now up to the most, or else the least as a reservation within its wait; "l"
+-- and "p" reply 0. Lua numbers are doubles: every quantity below is a nanosecond offset from now, exact
 -- while under 2^53 ns (104 days); the absolute TAT is only ever split into seconds and
 -- nanoseconds, never held in one number.
 
@@ -98,6 +104,45 @@ if op == 'r' then
     remaining = (divmod(cap - base, t))
   end
   return { 0, remaining, clamp(base + cost - cap), clamp(base) }
+elseif op == 'a' then
+  if x > 0 and d and d > 0 then
+    d = d - x
+  end
+  local least = tonumber(ARGV[5])
+  local most = tonumber(ARGV[6])
+  local max_wait = tonumber(ARGV[7])
+  local base = 0
+  if d and d > 0 then
+    base = d
+  end
+  local room = cap - base
+  if room >= least then
+    local grant = most
+    if room < most then
+      grant = least + (divmod(room - least, t)) * t
+    end
+    local nd = base + grant
+    store(nd)
+    return { grant, (divmod(cap - nd, t)), 0, clamp(nd) }
+  end
+  local nd = base + least
+  if nd <= cap + max_wait then
+    store(nd)
+    return { least, 0, clamp(nd - cap), clamp(nd) }
+  end
+  -- Refused: only the cells given back change the key.
+  if x > 0 and d then
+    if d > 0 then
+      store(d)
+    else
+      redis.call('DEL', key)
+    end
+  end
+  local remaining = 0
+  if base <= cap then
+    remaining = (divmod(cap - base, t))
+  end
+  return { 0, remaining, clamp(base + least - cap), clamp(base) }
 elseif op == 'l' then
   if d and d > 0 then
     local nd = d - x

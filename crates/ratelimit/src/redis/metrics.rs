@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RedisMetrics {
-    /// Decisions Redis made (replies to the script, allowed or not).
+    /// Decisions Redis made (replies to the script, allowed or not; in leased mode, the lease
+    /// calls among them).
     pub decisions: u64,
+    /// Decisions made from a lease, without calling Redis (leased mode only).
+    pub local_decisions: u64,
     /// Decisions the failure policy made instead of Redis (any policy but
     /// [`OnFailure::Error`](super::OnFailure::Error)): after an error, a timeout, or during the
     /// probe interval that follows one.
@@ -29,6 +32,7 @@ pub struct RedisMetrics {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) decisions: AtomicU64,
+    pub(crate) local_decisions: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -44,6 +48,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> RedisMetrics {
         RedisMetrics {
             decisions: self.decisions.load(Ordering::Relaxed),
+            local_decisions: self.local_decisions.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),

@@ -115,6 +115,7 @@ mod builder;
 mod error;
 mod future;
 mod key;
+mod lease;
 mod metrics;
 mod policy;
 mod script;
@@ -124,6 +125,9 @@ pub use builder::{RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_PROBE_INTERVAL, DEF
 pub use error::{RedisUnavailable, UnexpectedReply};
 pub use future::RedisStoreFuture;
 pub use key::RedisKey;
+pub use lease::{
+    Leases, DEFAULT_LEASE_INTERVAL, DEFAULT_MAX_LEASE, DEFAULT_MAX_LEASED_KEYS, DEFAULT_MIN_LEASE,
+};
 pub use metrics::RedisMetrics;
 pub use policy::{OnFailure, QuotaShare};
 pub use store::RedisStore;

@@ -20,6 +20,14 @@ pub(crate) fn script() -> Script {
 pub(crate) enum Op {
     /// Take `cost` ns of cells if they conform within `max_wait` ns.
     Reserve { cost: u64, max_wait: u64 },
+    /// Give back `give_back` ns of unused leased cells, then take as many whole cells as conform
+    /// now, from `least` to `most` ns, or else `least` if it conforms within `max_wait` ns.
+    Lease {
+        give_back: u64,
+        least: u64,
+        most: u64,
+        max_wait: u64,
+    },
     /// Give back `cost` ns of cells.
     Release { cost: u64 },
     /// Admit nothing for `delay` ns, then refill gradually.
@@ -29,7 +37,7 @@ pub(crate) enum Op {
 /// The command for `op` on `key`: `EVALSHA sha 1 key ...`, or `EVAL source 1 key ...` when
 /// `source` is set (after a `NOSCRIPT`).
 fn command(script: &Script, source: bool, key: &[u8], quota: &Quota, op: Op) -> Cmd {
-    let mut cmd = Cmd::with_capacity(9, 96 + key.len() + if source { SOURCE.len() } else { 0 });
+    let mut cmd = Cmd::with_capacity(11, 112 + key.len() + if source { SOURCE.len() } else { 0 });
     if source {
         cmd.arg("EVAL").arg(SOURCE);
     } else {
@@ -39,6 +47,7 @@ fn command(script: &Script, source: bool, key: &[u8], quota: &Quota, op: Op) -> 
         .arg(key)
         .arg(match op {
             Op::Reserve { .. } => "r",
+            Op::Lease { .. } => "a",
             Op::Release { .. } => "l",
             Op::Pause { .. } => "p",
         })
@@ -47,6 +56,14 @@ fn command(script: &Script, source: bool, key: &[u8], quota: &Quota, op: Op) -> 
     match op {
         Op::Reserve { cost, max_wait } => {
             cmd.arg(cost).arg(max_wait);
+        }
+        Op::Lease {
+            give_back,
+            least,
+            most,
+            max_wait,
+        } => {
+            cmd.arg(give_back).arg(least).arg(most).arg(max_wait);
         }
         Op::Release { cost } => {
             cmd.arg(cost);
@@ -96,17 +113,47 @@ fn int(v: &Value) -> Option<i64> {
 /// The decision in a reply to [`Op::Reserve`]: `{allowed, remaining, retry_after_ns,
 /// reset_after_ns}`, checked against what the script can return.
 pub(crate) fn decision(reply: &Value, quota: &Quota) -> Result<Decision, UnexpectedReply> {
+    let (allowed, decision) = parse(reply, quota)?;
+    match allowed {
+        0 | 1 => Ok(decision),
+        other => Err(UnexpectedReply::new(format!("allowed = {other}"))),
+    }
+}
+
+/// The grant in a reply to [`Op::Lease`]: `{granted_ns, remaining, retry_after_ns,
+/// reset_after_ns}`, with the decision for the request that asked (allowed iff cells were
+/// granted). A grant is a whole number of cells between `least` and `most` ns.
+pub(crate) fn grant(
+    reply: &Value,
+    quota: &Quota,
+    least: u64,
+    most: u64,
+) -> Result<(u64, Decision), UnexpectedReply> {
+    let (granted, decision) = parse(reply, quota)?;
+    let t = quota.emission_interval_nanos();
+    match u64::try_from(granted) {
+        Ok(0) => Ok((0, decision)),
+        Ok(g) if (least..=most).contains(&g) && g % t == 0 => Ok((g, decision)),
+        _ => Err(UnexpectedReply::new(format!(
+            "granted = {granted} (least {least}, most {most}, T {t})"
+        ))),
+    }
+}
+
+/// `{flag, remaining, retry_after_ns, reset_after_ns}`: the flag as it came (`allowed` gets
+/// `flag != 0`) and the rest checked.
+fn parse(reply: &Value, quota: &Quota) -> Result<(i64, Decision), UnexpectedReply> {
     let Value::Array(items) = reply else {
         return Err(UnexpectedReply::new(format!("not an array: {reply:?}")));
     };
-    let [allowed, remaining, retry_after, reset_after] = items.as_slice() else {
+    let [flag, remaining, retry_after, reset_after] = items.as_slice() else {
         return Err(UnexpectedReply::new(format!(
             "{} elements instead of 4",
             items.len()
         )));
     };
-    let (Some(allowed), Some(remaining), Some(retry_after), Some(reset_after)) = (
-        int(allowed),
+    let (Some(flag), Some(remaining), Some(retry_after), Some(reset_after)) = (
+        int(flag),
         int(remaining),
         int(retry_after),
         int(reset_after),
@@ -116,11 +163,6 @@ pub(crate) fn decision(reply: &Value, quota: &Quota) -> Result<Decision, Unexpec
         )));
     };
     let burst = quota.burst().get();
-    let allowed = match allowed {
-        0 => false,
-        1 => true,
-        other => return Err(UnexpectedReply::new(format!("allowed = {other}"))),
-    };
     let remaining = u32::try_from(remaining)
         .ok()
         .filter(|r| *r <= burst)
@@ -130,13 +172,16 @@ pub(crate) fn decision(reply: &Value, quota: &Quota) -> Result<Decision, Unexpec
             .map(Duration::from_nanos)
             .map_err(|_| UnexpectedReply::new(format!("{what} = {v}")))
     };
-    Ok(Decision {
-        allowed,
-        limit: burst,
-        remaining,
-        retry_after: nanos(retry_after, "retry_after")?,
-        reset_after: nanos(reset_after, "reset_after")?,
-    })
+    Ok((
+        flag,
+        Decision {
+            allowed: flag != 0,
+            limit: burst,
+            remaining,
+            retry_after: nanos(retry_after, "retry_after")?,
+            reset_after: nanos(reset_after, "reset_after")?,
+        },
+    ))
 }
 
 #[cfg(test)]

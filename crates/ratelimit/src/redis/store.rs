@@ -1,9 +1,11 @@
 //! The Redis store itself.
 
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
@@ -13,6 +15,7 @@ use super::builder::RedisStoreBuilder;
 use super::error::RedisUnavailable;
 use super::future::{GiveBack, RedisStoreFuture};
 use super::key::RedisKey;
+use super::lease::{Book, Leases, Returns, Step};
 use super::metrics::{bump, Counters, RedisMetrics};
 use super::policy::{closed_decision, open_decision, OnFailure};
 use super::script::{self, Op};
@@ -61,6 +64,59 @@ pub(crate) struct Shared<C> {
     /// Whether the last call to Redis succeeded (for logging transitions once).
     healthy: AtomicBool,
     counters: Counters,
+    /// The leases of the leased mode.
+    leases: Option<LeaseTable>,
+}
+
+/// Gives leased cells back to Redis; built where the connection's bounds are known, so that the
+/// table's `Drop` can use it.
+type Returner = Box<
+    dyn Fn(Returns) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync,
+>;
+
+/// The leases of a store in leased mode, and how to give them back.
+struct LeaseTable {
+    config: Leases,
+    book: Mutex<Book>,
+    /// Set by the first lease call (no cells are leased before it).
+    returner: OnceLock<Returner>,
+}
+
+impl LeaseTable {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // The book's methods leave it consistent at every point where they could panic.
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `returns` to Redis in a task on the current runtime (dropped without one: the
+    /// cells are then spent, and the bucket refills at the quota's rate).
+    fn give_back(&self, returns: Returns) {
+        if returns.is_empty() {
+            return;
+        }
+        match (self.returner.get(), tokio::runtime::Handle::try_current()) {
+            (Some(returner), Ok(runtime)) => {
+                let run = returner(returns);
+                runtime.spawn(async move {
+                    if let Err(e) = run.await {
+                        tracing::debug!(target: TARGET, error = %e, "leased cells not given back");
+                    }
+                });
+            }
+            _ => tracing::debug!(target: TARGET, "no tokio runtime: leased cells not given back"),
+        }
+    }
+}
+
+impl Drop for LeaseTable {
+    fn drop(&mut self) {
+        let returns = self
+            .book
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain();
+        self.give_back(returns);
+    }
 }
 
 impl RedisStore<ConnectionManager> {
@@ -95,6 +151,11 @@ impl<C> RedisStore<C> {
                 retry_at: AtomicU64::new(0),
                 healthy: AtomicBool::new(true),
                 counters: Counters::default(),
+                leases: b.leases.map(|config| LeaseTable {
+                    config,
+                    book: Mutex::new(Book::new(config)),
+                    returner: OnceLock::new(),
+                }),
             }),
         }
     }
@@ -139,6 +200,16 @@ impl<C> RedisStore<C> {
     pub fn fallback_keys(&self) -> usize {
         self.shared.local.as_ref().map_or(0, KeyedStore::len)
     }
+
+    /// The leased mode's configuration (`None` in per-decision mode).
+    pub fn leases(&self) -> Option<Leases> {
+        self.shared.leases.as_ref().map(|l| l.config)
+    }
+
+    /// The number of keys the store holds leases for (zero in per-decision mode).
+    pub fn leased_keys(&self) -> usize {
+        self.shared.leases.as_ref().map_or(0, |l| l.book().len())
+    }
 }
 
 impl<C> RedisStore<C>
@@ -167,6 +238,40 @@ where
             )));
         }
         Ok(())
+    }
+
+    /// Gives the unused cells of every lease back to Redis now, and waits until Redis has them
+    /// (each within the decision timeout): for a graceful shutdown, or before handing the
+    /// traffic to another instance. The store keeps working; its next decisions take new
+    /// leases. Nothing to do in per-decision mode. (Dropping the last clone of the store gives
+    /// them back too, without waiting.)
+    ///
+    /// # Errors
+    ///
+    /// The first [`StoreError`] among the calls; the cells of a failed call are spent.
+    pub async fn return_leases(&self) -> Result<(), StoreError> {
+        let Some(leases) = &self.shared.leases else {
+            return Ok(());
+        };
+        let returns = leases.book().drain();
+        self.shared.returner(leases)(returns).await
+    }
+}
+
+/// Runs `op` on `key` within `timeout`.
+async fn call<C: ConnectionLike>(
+    conn: &mut C,
+    script: &Script,
+    timeout: Duration,
+    key: &[u8],
+    quota: &Quota,
+    op: Op,
+) -> Result<Value, StoreError> {
+    let run = script::run(conn, script, key, quota, op);
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StoreError::backend(e)),
+        Err(_) => Err(StoreError::Timeout(timeout)),
     }
 }
 
@@ -273,13 +378,35 @@ where
 {
     /// Runs `op` on `key` within the timeout.
     async fn call(&self, key: &[u8], quota: &Quota, op: Op) -> Result<Value, StoreError> {
-        let mut conn = self.conn.clone();
-        let run = script::run(&mut conn, &self.script, key, quota, op);
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::backend(e)),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
+        call(
+            &mut self.conn.clone(),
+            &self.script,
+            self.timeout,
+            key,
+            quota,
+            op,
+        )
+        .await
+    }
+
+    /// The table's returner, made on first use.
+    fn returner<'a>(&self, leases: &'a LeaseTable) -> &'a Returner {
+        leases.returner.get_or_init(|| {
+            let (conn, script, timeout) = (self.conn.clone(), self.script.clone(), self.timeout);
+            Box::new(move |returns: Returns| {
+                let (mut conn, script) = (conn.clone(), script.clone());
+                Box::pin(async move {
+                    let mut first_error = Ok(());
+                    for (key, quota, cells) in returns {
+                        let op = Op::Release { cost: cells };
+                        if let Err(e) = call(&mut conn, &script, timeout, &key, &quota, op).await {
+                            first_error = first_error.and(Err(e));
+                        }
+                    }
+                    first_error
+                })
+            })
+        })
     }
 
     /// Asks Redis (then the failure policy); with the decision, how to give its cells back if
@@ -313,21 +440,99 @@ where
             }
             Err(e) => {
                 self.failed("decision", &e);
-                let (result, local_quota) = self.fallback(&key, &quota, cost, max_wait, e);
-                let give_back = match (&result, local_quota) {
-                    (Ok(d), Some(local_quota)) if d.allowed => {
-                        let shared = Arc::clone(&self);
-                        Some(Box::new(move || {
-                            if let Some(local) = &shared.local {
-                                local.release_now(&key[..], &local_quota, cost);
-                            }
-                        }) as GiveBack)
-                    }
-                    _ => None,
-                };
-                (result, give_back)
+                self.fall_back(key, &quota, cost, max_wait, e)
             }
         }
+    }
+
+    /// The failure policy's answer, with how to give back what the local limiter took.
+    fn fall_back(
+        self: &Arc<Self>,
+        key: Vec<u8>,
+        quota: &Quota,
+        cost: NonZeroU32,
+        max_wait: Duration,
+        err: StoreError,
+    ) -> (Result<Decision, StoreError>, Option<GiveBack>) {
+        let (result, local_quota) = self.fallback(&key, quota, cost, max_wait, err);
+        let give_back = match (&result, local_quota) {
+            (Ok(d), Some(local_quota)) if d.allowed => {
+                let shared = Arc::clone(self);
+                Some(Box::new(move || {
+                    if let Some(local) = &shared.local {
+                        local.release_now(&key[..], &local_quota, cost);
+                    }
+                }) as GiveBack)
+            }
+            _ => None,
+        };
+        (result, give_back)
+    }
+
+    /// Takes the key's next lease (giving back `give_back` ns of the last one), or else the
+    /// failure policy decides.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_leased(
+        self: Arc<Self>,
+        key: Vec<u8>,
+        quota: Quota,
+        cost: NonZeroU32,
+        cost_ns: u64,
+        max_wait: Duration,
+        give_back: u64,
+        most: u64,
+    ) -> (Result<Decision, StoreError>, Option<GiveBack>) {
+        let leases = self.leases.as_ref().expect("a leased store");
+        self.returner(leases);
+        // Until the call ends (or if this future is dropped), the key has a call in flight.
+        let mut in_flight = LeaseCall {
+            table: leases,
+            key: &key,
+            done: false,
+        };
+        let op = Op::Lease {
+            give_back,
+            least: cost_ns,
+            most,
+            max_wait: nanos(max_wait),
+        };
+        let result = match self.call(&key, &quota, op).await {
+            Ok(reply) => script::grant(&reply, &quota, cost_ns, most).map_err(StoreError::backend),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((granted, decision)) => {
+                in_flight.done = true;
+                drop(in_flight);
+                bump(&self.counters.decisions);
+                self.succeeded();
+                let now = self.clock.now();
+                leases
+                    .book()
+                    .leased(&key, &quota, cost_ns, granted, &decision, now);
+                let decision = Book::decision_at_lease(&quota, cost_ns, granted, decision);
+                let give_back = decision.allowed.then(|| {
+                    let shared = Arc::clone(&self);
+                    Box::new(move || shared.release_cells(key, &quota, cost_ns)) as GiveBack
+                });
+                (Ok(decision), give_back)
+            }
+            Err(e) => {
+                drop(in_flight);
+                self.failed("lease", &e);
+                self.fall_back(key, &quota, cost, max_wait, e)
+            }
+        }
+    }
+
+    /// Gives back `cost` ns of cells taken for `key`: into its live lease, or to Redis.
+    fn release_cells(self: &Arc<Self>, key: Vec<u8>, quota: &Quota, cost: u64) {
+        if let Some(leases) = &self.leases {
+            if leases.book().release(&key, cost, self.clock.now()) {
+                return;
+            }
+        }
+        self.update(key, quota, Op::Release { cost });
     }
 
     /// Sends `op` (release or pause) without waiting for it.
@@ -375,6 +580,33 @@ where
         };
         let shared = &self.shared;
         let key = shared.redis_key(key);
+        if let Some(leases) = &shared.leases {
+            let mut returns = Vec::new();
+            let step = leases
+                .book()
+                .step(&key, quota, cost_ns, shared.clock.now(), &mut returns);
+            leases.give_back(returns);
+            match step {
+                Step::Local(decision) => {
+                    bump(&shared.counters.local_decisions);
+                    return RedisStoreFuture::ready(Ok(decision));
+                }
+                Step::Lease { give_back, most } => {
+                    if let Some(retry_in) = shared.skipping() {
+                        leases.book().lease_failed(&key);
+                        let err = StoreError::backend(RedisUnavailable { retry_in });
+                        return RedisStoreFuture::ready(
+                            shared.fallback(&key, quota, cost, max_wait, err).0,
+                        );
+                    }
+                    return RedisStoreFuture::remote(
+                        Arc::clone(shared)
+                            .decide_leased(key, *quota, cost, cost_ns, max_wait, give_back, most),
+                    );
+                }
+                Step::Direct => {}
+            }
+        }
         if let Some(retry_in) = shared.skipping() {
             let err = StoreError::backend(RedisUnavailable { retry_in });
             return RedisStoreFuture::ready(shared.fallback(&key, quota, cost, max_wait, err).0);
@@ -384,7 +616,8 @@ where
         )
     }
 
-    /// Sends `TAT -= cost·T` to Redis in a spawned task. Dropped (and counted in
+    /// In leased mode, puts the cells back into the key's live lease if it can hold them.
+    /// Otherwise sends `TAT -= cost·T` to Redis in a spawned task. Dropped (and counted in
     /// [`RedisMetrics::dropped_updates`]) outside a tokio runtime or during a probe interval:
     /// the limit is then stricter for a moment. Never applied to the local fallback limiter (the
     /// cells may have come from Redis).
@@ -393,14 +626,17 @@ where
             return;
         };
         let key = self.shared.redis_key(key);
-        self.shared.update(key, quota, Op::Release { cost });
+        self.shared.release_cells(key, quota, cost);
     }
 
-    /// Applies the pause to the local fallback limiter at once (if there is one: a pause only
-    /// makes it stricter) and sends it to Redis in a spawned task, like
-    /// [`release`](Store::release).
+    /// Forfeits the key's lease in leased mode, applies the pause to the local fallback limiter
+    /// at once (if there is one: a pause only makes it stricter) and sends it to Redis in a
+    /// spawned task, like [`release`](Store::release).
     fn pause(&self, key: &K, quota: &Quota, delay: Duration) {
         let key = self.shared.redis_key(key);
+        if let Some(leases) = &self.shared.leases {
+            leases.book().forfeit(&key);
+        }
         if let (OnFailure::Fallback { share }, Some(local)) =
             (self.shared.on_failure, &self.shared.local)
         {
@@ -418,6 +654,21 @@ where
     }
 }
 
+/// Marks the end of a key's lease call; if dropped before the reply, the call failed.
+struct LeaseCall<'a> {
+    table: &'a LeaseTable,
+    key: &'a [u8],
+    done: bool,
+}
+
+impl Drop for LeaseCall<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.table.book().lease_failed(self.key);
+        }
+    }
+}
+
 impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shared;
@@ -426,6 +677,7 @@ impl<C> fmt::Debug for RedisStore<C> {
             .field("timeout", &s.timeout)
             .field("probe_interval", &s.probe_interval)
             .field("on_failure", &s.on_failure)
+            .field("leases", &s.leases.as_ref().map(|l| l.config))
             .field("healthy", &s.healthy.load(Ordering::Relaxed))
             .field("metrics", &s.counters.snapshot())
             .finish_non_exhaustive()
