@@ -2,6 +2,8 @@
 //! connection, awaited one after another and with concurrent callers pipelining on it, beside the
 //! in-memory keyed store through the same `Store` trait, in the same run. Then a counted run
 //! checks with `INFO commandstats` that every decision is exactly one `EVALSHA` and nothing else.
+//! The leased mode (leases of 16 cells) runs beside them, with its commands per decision counted
+//! the same way.
 //!
 //! `cargo bench -p resile-benches --bench redis`
 //!
@@ -16,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use resile_ratelimit::redis::{OnFailure, RedisStore};
+use resile_ratelimit::redis::{Leases, OnFailure, RedisStore};
 use resile_ratelimit::{KeyedStore, Quota, Store};
 use tokio::runtime::Runtime;
 
@@ -26,6 +28,8 @@ const KEYS: u32 = 1024;
 const CALLERS: [u32; 2] = [16, 128];
 /// Decisions of the counted run, per mode.
 const COUNTED: u64 = 20_000;
+/// Decisions of the leased counted run: 256 per key.
+const LEASED_COUNTED: u64 = 256 * KEYS as u64;
 
 /// A `redis-server` of the bench's own, killed on drop.
 struct Server {
@@ -116,7 +120,7 @@ async fn concurrent(store: &RedisStore, iters: u64, callers: u32) {
     }
 }
 
-fn benches(c: &mut Criterion, rt: &Runtime, store: &RedisStore) {
+fn benches(c: &mut Criterion, rt: &Runtime, store: &RedisStore, leased: &RedisStore) {
     let memory: KeyedStore<u32> = KeyedStore::new();
     let mut g = c.benchmark_group("redis/decide");
     g.throughput(Throughput::Elements(1));
@@ -134,6 +138,15 @@ fn benches(c: &mut Criterion, rt: &Runtime, store: &RedisStore) {
             rt.block_on(async {
                 let start = Instant::now();
                 sequential(store, iters, 0).await;
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("redis leased, leases of 16 (1 connection)", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                sequential(leased, iters, 0).await;
                 start.elapsed()
             })
         })
@@ -238,14 +251,14 @@ async fn round_trips(server: &Server, store: &RedisStore) {
     let conc = start.elapsed();
 
     let calls = command_calls(&mut admin).await;
-    // Every decision, sequential or concurrent, went over one connection: the store's and this
-    // admin connection are the only clients.
+    // Every decision, sequential or concurrent, went over one connection: the store's, the
+    // leased store's (idle here) and this admin connection are the only clients.
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query_async(&mut admin)
         .await
         .expect("CLIENT LIST");
-    assert_eq!(clients.lines().count(), 2, "clients:\n{clients}");
+    assert_eq!(clients.lines().count(), 3, "clients:\n{clients}");
     let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |c| c.1);
     let decisions = 2 * COUNTED;
     println!("\nredis/round-trips: {decisions} decisions, INFO commandstats: {calls:?}");
@@ -275,6 +288,35 @@ async fn round_trips(server: &Server, store: &RedisStore) {
     );
 }
 
+/// Counted leased decisions: at most one `EVALSHA` per lease of 16 cells, and nothing else.
+async fn leased_round_trips(server: &Server, store: &RedisStore) {
+    let mut admin = redis::Client::open(server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG RESETSTAT");
+    let start = Instant::now();
+    sequential(store, LEASED_COUNTED, 0).await;
+    let took = start.elapsed();
+    let calls = command_calls(&mut admin).await;
+    let evalsha = calls.iter().find(|c| c.0 == "evalsha").map_or(0, |c| c.1);
+    println!(
+        "redis/leased-round-trips: {LEASED_COUNTED} decisions over {KEYS} keys, leases of 16: \
+         {evalsha} EVALSHA ({:.3} per decision), {:.0} decisions/s",
+        evalsha as f64 / LEASED_COUNTED as f64,
+        LEASED_COUNTED as f64 / took.as_secs_f64(),
+    );
+    assert!(
+        evalsha * 10 <= LEASED_COUNTED,
+        "more than one command per 10 decisions"
+    );
+}
+
 fn main() {
     let server = Server::start();
     // One thread: the callers and the connection's driver share it, and redis-server has the
@@ -292,8 +334,25 @@ fn main() {
             .await
             .expect("connect to the bench's redis-server")
     });
+    let leased = rt.block_on(async {
+        RedisStore::builder()
+            .prefix("bench:leased:")
+            .timeout(Duration::from_secs(2))
+            .on_failure(OnFailure::Error)
+            // A lease is spent within its interval or given back; the decisions cycle through
+            // 1,024 keys, so each key comes round only every few milliseconds (every ~100 ms
+            // while every decision is a round trip): a 1 s interval keeps the leases alive
+            // between visits, as a hot key's would be.
+            .leases(
+                Leases::fixed(NonZeroU32::new(16).expect("16")).interval(Duration::from_secs(1)),
+            )
+            .connect(server.url())
+            .await
+            .expect("connect to the bench's redis-server")
+    });
     let mut c = Criterion::default().configure_from_args();
-    benches(&mut c, &rt, &store);
+    benches(&mut c, &rt, &store, &leased);
     rt.block_on(round_trips(&server, &store));
+    rt.block_on(leased_round_trips(&server, &leased));
     c.final_summary();
 }
