@@ -104,9 +104,18 @@
 //! `INFO` (target `resile_ratelimit::redis`); [`RedisStore::metrics`] counts decisions,
 //! fallbacks, errors and timeouts.
 //!
+//! # Leased mode
+//!
+//! With [`RedisStoreBuilder::leases`], the store takes each key's cells from Redis in leases.
+//! A lease is one script call for up to its size in cells. The store decides locally from the
+//! lease until it is spent or its interval has passed, so most decisions make no round trip. In
+//! exchange the fleet may admit up to `instances × max lease` cells more than the quota over any
+//! window, and `remaining` / `reset_after` of a local decision are estimates. See [`Leases`] for
+//! the bound, the sizing and what happens to unused cells.
+//!
 //! # What it costs
 //!
-//! One round trip per decision (`EVALSHA`; no other command), a few microseconds of script on the
+//! One round trip per decision in per-decision mode (`EVALSHA`; no other command), a few microseconds of script on the
 //! server, and on the client one boxed future besides the Redis client's own encoding. On
 //! loopback, `docs/benchmarks.md` (section "resile-ratelimit on Redis") gives the decisions per
 //! second on one connection, sequential and pipelined, beside the in-memory store.

@@ -330,6 +330,13 @@ mod tests {
                 let Value::Array(items) = &v else { unreachable!() };
                 proptest::prop_assert_eq!(items.len(), 4);
             }
+            // A lease reply: a grant is 0 or whole cells within what was asked.
+            let t = q.emission_interval_nanos();
+            if let Ok((g, d)) = grant(&v, &q, t, 4 * t) {
+                proptest::prop_assert!(g == 0 || ((t..=4 * t).contains(&g) && g % t == 0));
+                proptest::prop_assert_eq!(d.allowed, g > 0);
+                proptest::prop_assert!(d.remaining <= burst);
+            }
         }
     }
 }
