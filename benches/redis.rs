@@ -228,20 +228,26 @@ async fn command_calls(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(Str
         .collect()
 }
 
-/// Counted decisions: `INFO commandstats` before and after must show one `EVALSHA` per decision
-/// and no other command from a client.
-async fn round_trips(server: &Server, store: &RedisStore) {
+/// An admin connection, with the server's command statistics reset.
+async fn fresh_stats(server: &Server) -> redis::aio::MultiplexedConnection {
     let mut admin = redis::Client::open(server.url())
         .expect("client")
         .get_multiplexed_async_connection()
         .await
         .expect("admin connection");
-    let before_metrics = store.metrics();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut admin)
         .await
         .expect("CONFIG RESETSTAT");
+    admin
+}
+
+/// Counted decisions: `INFO commandstats` before and after must show one `EVALSHA` per decision
+/// and no other command from a client.
+async fn round_trips(server: &Server, store: &RedisStore) {
+    let before_metrics = store.metrics();
+    let mut admin = fresh_stats(server).await;
 
     let start = Instant::now();
     sequential(store, COUNTED, 0).await;
@@ -290,16 +296,7 @@ async fn round_trips(server: &Server, store: &RedisStore) {
 
 /// Counted leased decisions: at most one `EVALSHA` per lease of 16 cells, and nothing else.
 async fn leased_round_trips(server: &Server, store: &RedisStore) {
-    let mut admin = redis::Client::open(server.url())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("admin connection");
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut admin)
-        .await
-        .expect("CONFIG RESETSTAT");
+    let mut admin = fresh_stats(server).await;
     let start = Instant::now();
     sequential(store, LEASED_COUNTED, 0).await;
     let took = start.elapsed();

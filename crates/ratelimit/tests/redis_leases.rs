@@ -22,6 +22,24 @@ fn builder(prefix: &str) -> RedisStoreBuilder {
         .on_failure(OnFailure::Error)
 }
 
+/// A store with leases of 16 cells.
+async fn leased_16(server: &RedisServer, prefix: &str) -> RedisStore {
+    builder(prefix)
+        .leases(Leases::fixed(nz(16)))
+        .connect(server.url())
+        .await
+        .unwrap()
+}
+
+/// Whether one decision on key `k` is allowed.
+async fn allowed(store: &RedisStore, quota: &Quota) -> bool {
+    store
+        .decide("k", quota, NonZeroU32::MIN)
+        .await
+        .unwrap()
+        .allowed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_admit_within_the_stated_bound() {
     let server = RedisServer::start();
@@ -157,11 +175,7 @@ async fn unused_cells_come_back_on_return_and_on_drop() {
         let mut conn = admin(&server).await;
 
         // Returned explicitly: a lease of 16, one used, 15 back.
-        let a = builder("t:ret:")
-            .leases(Leases::fixed(nz(16)))
-            .connect(server.url())
-            .await
-            .unwrap();
+        let a = leased_16(&server, "t:ret:").await;
         let d = a.decide("k", &quota, NonZeroU32::MIN).await.unwrap();
         assert_eq!((d.allowed, d.remaining), (true, 19));
         let d = other.decide("k", &quota, NonZeroU32::MIN).await.unwrap();
@@ -179,11 +193,7 @@ async fn unused_cells_come_back_on_return_and_on_drop() {
         );
 
         // Dropped: the cells come back without waiting for anything.
-        let b = builder("t:ret:")
-            .leases(Leases::fixed(nz(16)))
-            .connect(server.url())
-            .await
-            .unwrap();
+        let b = leased_16(&server, "t:ret:").await;
         assert!(
             b.decide("k", &quota, NonZeroU32::MIN)
                 .await
@@ -212,22 +222,12 @@ async fn unused_cells_come_back_on_return_and_on_drop() {
 async fn one_script_call_per_lease() {
     let server = RedisServer::start();
     bounded(TEST_DEADLINE, async {
-        let store = builder("t:calls:")
-            .leases(Leases::fixed(nz(16)))
-            .connect(server.url())
-            .await
-            .unwrap();
+        let store = leased_16(&server, "t:calls:").await;
         let mut conn = admin(&server).await;
         reset_stats(&mut conn).await;
         let quota = Quota::per_second(NonZeroU32::MAX);
         for _ in 0..1600 {
-            assert!(
-                store
-                    .decide("k", &quota, NonZeroU32::MIN)
-                    .await
-                    .unwrap()
-                    .allowed
-            );
+            assert!(allowed(&store, &quota).await);
         }
         let calls = command_calls(&mut conn).await;
         let evalsha = calls.iter().find(|c| c.0 == "evalsha").map_or(0, |c| c.1);
@@ -242,19 +242,9 @@ async fn one_script_call_per_lease() {
 async fn a_pause_forfeits_the_lease() {
     let server = RedisServer::start();
     bounded(TEST_DEADLINE, async {
-        let store = builder("t:pause:")
-            .leases(Leases::fixed(nz(16)))
-            .connect(server.url())
-            .await
-            .unwrap();
+        let store = leased_16(&server, "t:pause:").await;
         let quota = Quota::per_second(nz(10)).with_burst(nz(20)).unwrap();
-        assert!(
-            store
-                .decide("k", &quota, NonZeroU32::MIN)
-                .await
-                .unwrap()
-                .allowed
-        );
+        assert!(allowed(&store, &quota).await);
         store.pause("k", &quota, Duration::from_secs(5));
         // The pause reaches Redis in a spawned task (as in per-decision mode); the lease's 15
         // cells are forfeited at once.
@@ -294,24 +284,18 @@ async fn redis_restarted_mid_lease() {
             .await
             .unwrap();
         let quota = Quota::per_second(nz(100)).with_burst(nz(50)).unwrap();
-        assert!(
-            store
-                .decide("k", &quota, NonZeroU32::MIN)
-                .await
-                .unwrap()
-                .allowed
-        );
+        assert!(allowed(&store, &quota).await);
         server.kill();
         // The lease's 7 cells were granted: they are spent; then the policy refuses, each
         // decision within the timeout.
-        let mut allowed = 0;
+        let mut admitted = 0;
         for _ in 0..20 {
             let start = Instant::now();
             let d = store.decide("k", &quota, NonZeroU32::MIN).await.unwrap();
             assert!(start.elapsed() < timeout + Duration::from_millis(400));
-            allowed += u32::from(d.allowed);
+            admitted += u32::from(d.allowed);
         }
-        assert_eq!(allowed, 7);
+        assert_eq!(admitted, 7);
         assert!(store.metrics().fallbacks >= 13);
         server.restart();
         let start = Instant::now();
@@ -327,13 +311,7 @@ async fn redis_restarted_mid_lease() {
         // Leases again: the next decisions are local.
         let local = store.metrics().local_decisions;
         for _ in 0..5 {
-            assert!(
-                store
-                    .decide("k", &quota, NonZeroU32::MIN)
-                    .await
-                    .unwrap()
-                    .allowed
-            );
+            assert!(allowed(&store, &quota).await);
         }
         assert_eq!(store.metrics().local_decisions, local + 5);
     })
