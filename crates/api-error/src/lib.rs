@@ -64,6 +64,7 @@
 //! (`timed_out`); a body error keeps what arrived and becomes the error's `source`; invalid UTF-8
 //! is replaced; nesting deeper than 128 levels is not parsed as JSON; at most 16 messages of at
 //! most 1 KiB each are kept, codes cut to 256 bytes.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod future;

@@ -75,6 +75,7 @@
 //! # Features
 //!
 //! - `tokio`: `retry()` and `Retry`, an async retry loop on tokio's timer.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::time::Duration;
 

@@ -59,6 +59,7 @@
 //! let hint = classifier.server_hint(Outcome::response(&res)).unwrap();
 //! assert_eq!(hint.delay, std::time::Duration::from_secs(3));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::error::Error as StdError;
 use std::fmt;

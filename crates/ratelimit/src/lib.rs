@@ -136,6 +136,7 @@
 //! - `axum`: [`server::PeerIp`] also reads axum's `ConnectInfo<SocketAddr>`.
 //! - `reqwest`: the client layer reads `reqwest::Response`s (resile-classify's `reqwest`
 //!   feature), so it wraps `reqwest::Client`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adaptive;
 pub mod client;

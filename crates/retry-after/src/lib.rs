@@ -60,6 +60,7 @@
 //!   [`ParseErrorKind::Empty`].
 //!
 //! Errors are a small `Copy` [`ParseError`] whose [`kind`](ParseError::kind) says what was wrong.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::str::FromStr;

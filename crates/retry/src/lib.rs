@@ -183,6 +183,7 @@
 //!
 //! - `reqwest`: `ReplayableRequest` for `reqwest::Request`, and the classification of
 //!   `reqwest::Response` / `reqwest::Error`, so that `Retry<reqwest::Client>` works.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
 pub mod budget;

@@ -74,6 +74,7 @@
 //!   (`MetricsExporter`, see [`export`]);
 //! - `opentelemetry`: export through an OpenTelemetry `Meter` (`OtelExporter`).
 //! - `serde`: `Serialize` for [`Report`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alert;
 pub mod export;
