@@ -31,6 +31,28 @@ fn measured<F: FnMut()>(n: u64, mut one: F) {
     }
 }
 
+/// `n` checks of a direct limiter whose quota always admits, as `ratelimit/direct/admitting`.
+fn ratelimit_direct(which: &str, n: u64) {
+    let admit = std::num::NonZeroU32::MAX;
+    match which {
+        "resile" => {
+            let l = resile_ratelimit::RateLimiter::new(resile_ratelimit::Quota::per_second(admit));
+            let _ = black_box(l.check());
+            measured(n, || {
+                let _ = black_box(l.check());
+            });
+        }
+        "governor" => {
+            let l = governor::RateLimiter::direct(governor::Quota::per_second(admit));
+            let _ = black_box(l.check());
+            measured(n, || {
+                let _ = black_box(l.check());
+            });
+        }
+        _ => unreachable!("checked above"),
+    }
+}
+
 fn run<S: Service<Req>>(mut svc: S, n: u64)
 where
     S::Error: std::fmt::Debug,
@@ -65,6 +87,10 @@ const CONTENDERS: &[&str] = &[
     "limiter_only",
     "timeout_only",
     "attempt_timeout_only",
+    // benches/ratelimit.rs: one `check()` of a direct limiter that admits (the default clocks:
+    // the CPU's time-stamp counter for both)
+    "ratelimit_direct_resile",
+    "ratelimit_direct_governor",
     // benches/stack.rs, over loopback: `<iterations>` requests, in batches of 64 at once
     // (only the client's thread is counted: the server runs on a thread of its own)
     "loopback_bare",
@@ -89,6 +115,9 @@ fn main() {
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     if let Some(client) = which.strip_prefix("loopback_") {
         return loopback(client, n);
+    }
+    if let Some(limiter) = which.strip_prefix("ratelimit_direct_") {
+        return ratelimit_direct(limiter, n);
     }
 
     // The timeouts need a runtime's time driver, as in the stack bench.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use resile::backoff::Constant;
-use resile::breaker::{BreakerOpen, CircuitBreakerLayer};
+use resile::breaker::CircuitBreakerLayer;
+use resile::classify::RetryRefused;
 use resile::retry::{RetryLayer, RetryPolicy};
 use resile_tests::{get, hyper_client, ScriptedServer, Step};
 use tokio::time::Instant;
@@ -65,8 +66,15 @@ async fn an_open_breaker_is_not_retried_without_a_deadline_or_past_it() {
             .service(hyper_client());
 
         let start = Instant::now();
-        let err = client.oneshot(get(&server.url("/"))).await.unwrap_err();
-        assert!(err.is::<BreakerOpen>(), "{deadline:?}: {err}");
+        // The retry after the second 500 is refused: the caller gets that 500, marked.
+        let res = client.oneshot(get(&server.url("/"))).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{deadline:?}"
+        );
+        let refused = res.extensions().get::<RetryRefused>();
+        assert_eq!(refused.map(|r| r.attempt), Some(3), "{deadline:?}");
         assert_eq!(server.hits(), 2, "{deadline:?}");
         assert!(
             start.elapsed() < Duration::from_secs(1),

@@ -19,6 +19,7 @@ use http::{Method, StatusCode};
 use resile::backoff::{Constant, Exponential, Jitter};
 use resile::breaker::http::ServiceUnavailableLayer;
 use resile::breaker::{BreakerOpen, CircuitBreakerLayer, State};
+use resile::classify::{RejectedBy, RetryRefused};
 use resile::ratelimit::client::WaitTooLong;
 use resile::ratelimit::server::PeerIp;
 use resile::ratelimit::{Quota, RateLimitLayer, ThrottleLayer};
@@ -169,17 +170,23 @@ async fn hyper_outage_opens_the_breaker_which_is_not_retried_and_fails_fast() {
     let handle = stack.breaker_handle();
     let client = ServiceBuilder::new().layer(stack).service(hyper_client());
 
-    // First request: 503, retry, retry: the third failure opens the breaker, whose refusal of
-    // the third retry is returned, not retried.
-    let err = client
+    // First request: 503, retry, retry: the third failure opens the breaker, which refuses the
+    // third retry. The refusal is not retried, and the caller gets the server's third 503,
+    // marked with the refusal.
+    let res = client
         .clone()
         .oneshot(get(&server.url("/")))
         .await
-        .unwrap_err();
-    let open = err
-        .downcast_ref::<BreakerOpen>()
-        .expect("the breaker's error");
-    assert!(open.until_probe().unwrap() > Duration::from_secs(25));
+        .expect("the server's last answer");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused = res
+        .extensions()
+        .get::<RetryRefused>()
+        .expect("the refused retry");
+    assert_eq!(refused.attempt, 4);
+    assert_eq!(refused.rejection.rejected_by(), RejectedBy::CircuitBreaker);
+    assert!(refused.rejection.passes_in().unwrap() > Duration::from_secs(25));
+    assert_eq!(resile::classify::attempts(&res), 4);
     assert_eq!(server.hits(), 3);
     assert_eq!(handle.state(), State::Open);
 

@@ -84,3 +84,8 @@ pub use service::ErrorForStatus;
 
 #[cfg(test)]
 mod tests;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -183,3 +183,8 @@ mod tests {
         assert_eq!(boxed.next_delay(), Some(Duration::from_millis(1)));
     }
 }
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -122,3 +122,8 @@ pub use service::CircuitBreaker;
 pub use state::State;
 
 pub use resile_classify::BoxError;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -72,6 +72,8 @@ pub use resile_retry_after::{HintSource, ServerHint};
 pub mod clock;
 mod error;
 pub mod key;
+#[cfg(feature = "tower-http")]
+pub mod trace;
 mod traits;
 
 pub use error::{transport_failure, LocalRejection, RejectedBy, TransportFailure};
@@ -81,7 +83,7 @@ pub use key::{AllRequests, ByAuthority, HostKey, KeyExtractor};
 /// Downcast it to the layer's own error (`err.is::<LocalRejection>()`, a breaker's
 /// `BreakerOpen`, ...) or to the inner service's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub use traits::{attempts, Attempts, RequestLike, ResponseLike};
+pub use traits::{attempts, Attempts, RequestLike, ResponseLike, RetryRefused};
 
 /// The outcome of one attempt, as the classifier sees it.
 #[derive(Clone, Copy)]
@@ -641,3 +643,8 @@ impl ClassifierBuilder {
 
 #[cfg(test)]
 mod tests;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

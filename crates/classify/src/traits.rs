@@ -2,6 +2,8 @@
 
 use http::{HeaderMap, Method, StatusCode};
 
+use crate::LocalRejection;
+
 /// What the classifier reads of a request.
 pub trait RequestLike {
     /// The request method.
@@ -37,6 +39,42 @@ pub fn attempts<R: ResponseLike + ?Sized>(res: &R) -> u32 {
     res.extensions()
         .and_then(|e| e.get::<Attempts>())
         .map_or(1, |a| a.0)
+}
+
+/// Why a response came back although the retry layer had decided to retry it: the retry was
+/// refused locally (an open circuit breaker, a rate-limit wait past its bound), so resile-retry
+/// returned the last response the server gave, and put this in its extensions.
+///
+/// The response is the server's own (status, headers and body of the attempt before the
+/// refused one); [`rejection`](Self::rejection) says which layer refused the next attempt, and
+/// [`Attempts`] counts the refused attempt too.
+///
+/// ```
+/// use resile_classify::{LocalRejection, RejectedBy, RetryRefused};
+///
+/// # let res = http::Response::new(());
+/// // After `client.call(req).await?` on a stack with a retry layer:
+/// match res.extensions().get::<RetryRefused>() {
+///     Some(refused) if refused.rejection.rejected_by() == RejectedBy::CircuitBreaker => {
+///         // The server's last answer, and the breaker is now open for this host.
+///     }
+///     _ => {}
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RetryRefused {
+    /// The attempt that was refused (the response is from the attempt before it).
+    pub attempt: u32,
+    /// The refusal, as the refusing layer's error carried it.
+    pub rejection: LocalRejection,
+}
+
+impl RetryRefused {
+    /// Attempt `attempt` was refused with `rejection`.
+    pub const fn new(attempt: u32, rejection: LocalRejection) -> Self {
+        RetryRefused { attempt, rejection }
+    }
 }
 
 impl<B> RequestLike for http::Request<B> {

@@ -166,3 +166,8 @@ pub use keyed::{KeyedRateLimiter, KeyedStore, KeyedStoreBuilder};
 pub use pause::{ServerPause, ServerPauseLayer};
 pub use server::{Throttle, ThrottleLayer};
 pub use store::{BoxError, Store, StoreError};
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -35,7 +35,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resile::breaker::{BreakerOpen, ByAuthority, CircuitBreakerLayer, State, Transition};
 use resile::classify::clock::Clock;
-use resile::classify::HostKey;
+use resile::classify::{HostKey, RejectedBy, RetryRefused};
 use resile::ratelimit::client::WaitTooLong;
 use resile::ratelimit::{QueueFull, Quota, RateLimitLayer, ServerPauseLayer};
 use resile::retry::{GiveUp, RetryPolicy};
@@ -323,11 +323,15 @@ where
     match svc.oneshot(req).await {
         Ok(res) => {
             let ok = res.status().is_success();
+            // The server's answer to an earlier attempt, returned because the retry after it
+            // was refused locally: the layer that refused it ended the request.
+            let refused = res.extensions().get::<RetryRefused>().map(|r| r.rejection);
             let _ = res.into_body().collect().await;
-            if ok {
-                Ended::Ok
-            } else {
-                Ended::Failed
+            match refused.map(|r| r.rejected_by()) {
+                _ if ok => Ended::Ok,
+                Some(RejectedBy::CircuitBreaker) => Ended::Breaker,
+                Some(RejectedBy::RateLimiter) => Ended::Limiter,
+                _ => Ended::Failed,
             }
         }
         Err(err) if err.is::<BreakerOpen>() => Ended::Breaker,

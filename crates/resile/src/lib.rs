@@ -30,6 +30,7 @@
 //!
 //! use http::{Request, Response, StatusCode};
 //! use resile::breaker::{BreakerOpen, CircuitBreakerLayer, State};
+//! use resile::classify::{RejectedBy, RetryRefused};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -56,9 +57,12 @@
 //!
 //! // The first request is retried (GET is idempotent) until the breaker opens after the third
 //! // failure; the breaker's refusal is not retried, so the backend saw three calls, not four.
+//! // The caller gets the backend's last answer, marked with the refusal of the retry after it.
 //! let req = Request::get("http://example.com/").body(String::new())?;
-//! let err = client.clone().oneshot(req).await.unwrap_err();
-//! assert!(err.is::<BreakerOpen>());
+//! let res = client.clone().oneshot(req).await?;
+//! assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+//! let refused = res.extensions().get::<RetryRefused>().expect("a refused retry");
+//! assert_eq!(refused.rejection.rejected_by(), RejectedBy::CircuitBreaker);
 //! assert_eq!(calls.load(Ordering::SeqCst), 3);
 //! assert_eq!(handle.state(), State::Open);
 //!
@@ -84,7 +88,8 @@
 //!
 //! # Features
 //!
-//! All on by default except `redis`, `reqwest`, `axum`, `metrics`, `opentelemetry` and `serde`:
+//! All on by default except `redis`, `reqwest`, `axum`, `tower-http`, `metrics`, `opentelemetry`
+//! and `serde`:
 //!
 //! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`,
 //!   `api-error`: the modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
@@ -95,7 +100,10 @@
 //! - `reqwest`: `reqwest::Client` as the service under the whole stack, as it is
 //!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`,
 //!   server hints read from `reqwest::Response` by the rate limiter);
-//! - `axum`: `ratelimit::server::PeerIp` also reads axum's `ConnectInfo<SocketAddr>`.
+//! - `axum`: `ratelimit::server::PeerIp` also reads axum's `ConnectInfo<SocketAddr>`;
+//! - `tower-http`: `classify::Classifier` is a tower-http classifier (`MakeClassifier`), so
+//!   `TraceLayer::new(classifier)` marks failures as the retry layer and the breaker count them
+//!   (`classify::trace`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -125,3 +133,8 @@ pub mod stack;
 /// The error type of every resile layer (tower's). Downcast it to the layer's error
 /// (`err.is::<breaker::BreakerOpen>()`) or to the inner service's.
 pub use tower::BoxError;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -41,7 +41,8 @@
 //!   retry policy with a [`deadline`](resile_retry::RetryPolicyBuilder::deadline) waits for the
 //!   breaker's next probe when it comes before the deadline, and tries once more then.) A retry
 //!   layer inside the breaker would send several attempts per breaker decision and hide the
-//!   failures from it.
+//!   failures from it. A retry the breaker refuses returns the server's last response, marked
+//!   with [`RetryRefused`](resile_classify::RetryRefused), in place of the refusal.
 //! - **Retry outside the limiter.** Each retry goes through the limiter like any request, so a
 //!   pause a `429` asked for holds retries back too, and a pacing limiter (with a quota) never
 //!   lets retries push the client past it.

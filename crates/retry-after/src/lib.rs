@@ -233,3 +233,8 @@ impl fmt::Display for RetryAfter {
         }
     }
 }
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

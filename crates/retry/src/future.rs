@@ -8,7 +8,7 @@ use std::task::{ready, Context, Poll};
 use http::HeaderValue;
 use pin_project_lite::pin_project;
 use resile_backoff::Backoff;
-use resile_classify::{Attempts, Outcome, ResponseLike};
+use resile_classify::{Attempts, LocalRejection, Outcome, ResponseLike, RetryRefused};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -24,6 +24,10 @@ pin_project! {
     /// service for the retries; the request's own backoff is cloned from the policy's at the
     /// first retry. A response whose status the classifier can never retry is returned without
     /// classifying it further.
+    ///
+    /// The last response of a retried request is kept while its retry waits: when the retry is
+    /// refused locally (an open breaker, a rate limit), that response is returned in place of
+    /// the refusal, marked with [`RetryRefused`].
     pub struct ResponseFuture<S, Req, B>
     where
         S: Service<Req>,
@@ -42,6 +46,8 @@ pin_project! {
         // The request's own backoff, cloned from the policy's on the first retry (boxed: only
         // retried requests have one, and the future stays small for the rest).
         backoff: Option<Box<B>>,
+        // The server's last response, kept while its retry is pending (boxed, as `next`).
+        last: Option<Box<S::Response>>,
         deadline: Option<Instant>,
         attempt: u32,
     }
@@ -77,6 +83,7 @@ where
             policy,
             service,
             backoff: None,
+            last: None,
             deadline,
             attempt: 1,
         }
@@ -141,20 +148,22 @@ where
                             // A request built for a retry that was then refused.
                             *this.next = None;
                             let mut result = result;
-                            if let (Ok(res), true) = (&mut result, *this.attempt > 1) {
-                                mark_attempts(res, *this.attempt);
+                            if *this.attempt > 1 {
+                                result = instead_of_refusal(result, this.last, *this.attempt);
+                                if let Ok(res) = &mut result {
+                                    mark_attempts(res, *this.attempt);
+                                }
                             }
                             return Poll::Ready(result);
                         }
-                        Decision::Retry(None) => {
-                            drop(result);
-                            this.state.set(State::Ready);
-                        }
-                        Decision::Retry(Some(at)) => {
-                            drop(result);
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep_until(at),
-                            });
+                        Decision::Retry(at) => {
+                            keep_last(result, this.last);
+                            match at {
+                                None => this.state.set(State::Ready),
+                                Some(at) => this.state.set(State::Waiting {
+                                    sleep: tokio::time::sleep_until(at),
+                                }),
+                            }
                         }
                     }
                 }
@@ -164,7 +173,16 @@ where
                 }
                 StateProj::Ready => {
                     if let Err(err) = ready!(this.service.poll_ready(cx)) {
-                        return Poll::Ready(Err(err.into()));
+                        // The next attempt is refused before it is sent: it counts as made.
+                        let attempt = this.attempt.saturating_add(1);
+                        let err = err.into();
+                        this.policy.inner.retry_refused(&*err, attempt);
+                        let mut result = instead_of_refusal(Err(err), this.last, attempt);
+                        if let Ok(res) = &mut result {
+                            mark_attempts(res, attempt);
+                        }
+                        *this.next = None;
+                        return Poll::Ready(result);
                     }
                     let Some(mut req) = this.next.take().map(|req| *req) else {
                         unreachable!("resile-retry: retry decided without a request");
@@ -180,6 +198,44 @@ where
             }
         }
     }
+}
+
+/// Keeps the outcome of an attempt that will be retried, if it is the server's answer: a
+/// response replaces the one kept, a transport error (newer news than the response) drops it,
+/// and a local refusal (waiting for an open breaker's probe) leaves it.
+fn keep_last<R>(result: Result<R, BoxError>, last: &mut Option<Box<R>>) {
+    match result {
+        Ok(res) => match last {
+            Some(kept) => **kept = res,
+            None => *last = Some(Box::new(res)),
+        },
+        Err(err) if LocalRejection::find(&*err).is_some() => {}
+        Err(_) => *last = None,
+    }
+}
+
+/// The outcome to return for `attempt`: the server's last response in place of a local refusal
+/// (marked with [`RetryRefused`]), else `result` itself.
+#[cold]
+fn instead_of_refusal<R: ResponseLike>(
+    result: Result<R, BoxError>,
+    last: &mut Option<Box<R>>,
+    attempt: u32,
+) -> Result<R, BoxError> {
+    let Err(err) = &result else {
+        return result;
+    };
+    let Some(&rejection) = LocalRejection::find(&**err) else {
+        return result;
+    };
+    let Some(res) = last.take() else {
+        return result;
+    };
+    let mut res = *res;
+    if let Some(ext) = res.extensions_mut() {
+        ext.insert(RetryRefused::new(attempt, rejection));
+    }
+    Ok(res)
 }
 
 /// Tells the layers outside how many attempts the response took.

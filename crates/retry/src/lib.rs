@@ -206,9 +206,14 @@ pub use service::Retry;
 pub use timeout::{AttemptTimeout, AttemptTimeoutLayer};
 
 pub use resile_backoff::{Backoff, Constant, Exponential, Jitter};
-pub use resile_classify::{Classifier, OutcomeKind};
+pub use resile_classify::{Classifier, OutcomeKind, RetryRefused};
 
 pub use resile_classify::BoxError;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

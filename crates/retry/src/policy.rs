@@ -52,6 +52,10 @@ pub enum GiveUp {
     WaitOutOfRange,
     /// The [`RetryBudget`] is spent.
     BudgetExhausted,
+    /// A layer inside the retry layer (an open circuit breaker, a rate limiter) refused the
+    /// retry locally. The caller gets the server's last response, marked with
+    /// [`RetryRefused`](resile_classify::RetryRefused), or the refusal when the server gave none.
+    RejectedLocally,
 }
 
 impl GiveUp {
@@ -65,6 +69,7 @@ impl GiveUp {
             GiveUp::Deadline => "deadline",
             GiveUp::WaitOutOfRange => "wait_out_of_range",
             GiveUp::BudgetExhausted => "budget_exhausted",
+            GiveUp::RejectedLocally => "rejected_locally",
         }
     }
 }
@@ -414,6 +419,12 @@ impl<B: Backoff + Clone> PolicyInner<B> {
                 );
             }
             if attempt > 1 {
+                if let Outcome::Error(err) = outcome {
+                    if class.kind == OutcomeKind::Rejected {
+                        self.retry_refused(err, attempt);
+                        return Decision::Return;
+                    }
+                }
                 tracing::debug!(attempts = attempt, reason = ?class.kind, "request done after retries");
             }
             return Decision::Return;
@@ -437,6 +448,31 @@ impl<B: Backoff + Clone> PolicyInner<B> {
     pub(crate) fn done_after_retries<R: ResponseLike>(&self, res: &R, attempts: u32) {
         let kind = self.classifier.classify(Outcome::response(res)).kind;
         tracing::debug!(attempts, reason = ?kind, "request done after retries");
+    }
+
+    /// Reports a retry (attempt `attempt`) that a layer inside refused locally with `err`, if
+    /// `err` is such a refusal; kept out of line.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn retry_refused(&self, err: &(dyn std::error::Error + 'static), attempt: u32) {
+        let Some(rejection) = LocalRejection::find(err) else {
+            return;
+        };
+        tracing::debug!(
+            attempts = attempt,
+            rejected_by = rejection.rejected_by().as_str(),
+            cause = GiveUp::RejectedLocally.as_str(),
+            "not retrying"
+        );
+        if let Some(hook) = &self.on_give_up {
+            hook(&GiveUpEvent {
+                attempts: attempt,
+                reason: OutcomeKind::Rejected,
+                status: None,
+                cause: GiveUp::RejectedLocally,
+                server_hint: rejection.passes_in(),
+            });
+        }
     }
 
     /// The rest of [`decide`](Self::decide), for an outcome that may be retried; kept out of line

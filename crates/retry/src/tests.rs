@@ -520,6 +520,112 @@ async fn a_local_rejection_is_never_retried() {
     assert_no_more_attempts(&mut handle);
 }
 
+fn unavailable(body: &str) -> Res {
+    let mut res = retry_after(503, "0");
+    *res.body_mut() = body.to_string();
+    res
+}
+
+fn refused(res: &Res) -> Option<RetryRefused> {
+    res.extensions().get::<RetryRefused>().copied()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_locally_returns_the_servers_last_response() {
+    let events = Events::default();
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(10, 3)));
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(unavailable("down for maintenance"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(BreakerOpen);
+    let res = task
+        .await
+        .unwrap()
+        .expect("the server's 503, not the refusal");
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "0");
+    assert_eq!(res.body(), "down for maintenance");
+    assert_eq!(
+        refused(&res),
+        Some(RetryRefused::new(2, *LocalRejection::STATIC))
+    );
+    assert_eq!(resile_classify::attempts(&res), 2);
+    assert_eq!(events.give_ups(), vec![GiveUp::RejectedLocally]);
+    assert_no_more_attempts(&mut handle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_in_poll_ready_returns_the_servers_last_response() {
+    let events = Events::default();
+    let policy = events.policy(RetryPolicy::builder().backoff(constant(10, 3)));
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(unavailable("busy"));
+    // The retry waits 10 ms, then finds the inner service refusing before any call.
+    handle.send_error(BreakerOpen);
+    let res = task.await.unwrap().expect("the server's 503");
+    assert_eq!(res.body(), "busy");
+    assert_eq!(refused(&res).map(|r| r.attempt), Some(2));
+    assert_eq!(resile_classify::attempts(&res), 2);
+    assert_eq!(events.give_ups(), vec![GiveUp::RejectedLocally]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_with_no_earlier_response_is_returned_as_the_error() {
+    // A transport failure is newer news than the response before it: the response is dropped.
+    let policy = RetryPolicy::builder().backoff(constant(10, 3)).build();
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(unavailable("busy"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(BreakerOpen);
+    assert!(task.await.unwrap().unwrap_err().is::<BreakerOpen>());
+    assert_no_more_attempts(&mut handle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_probe_keeps_the_servers_response() {
+    let events = Events::default();
+    let policy = events.policy(
+        RetryPolicy::builder()
+            .backoff(constant(10, 3))
+            .deadline(Duration::from_secs(5)),
+    );
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(unavailable("first"));
+    // Refused with a probe in 100 ms (retried then), then refused for good.
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(100));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(OpenFor(LocalRejection::default()));
+    let res = task.await.unwrap().expect("the server's 503");
+    assert_eq!(res.body(), "first");
+    assert_eq!(
+        refused(&res),
+        Some(RetryRefused::new(3, LocalRejection::default()))
+    );
+    assert_eq!(resile_classify::attempts(&res), 3);
+    assert_eq!(events.give_ups(), vec![GiveUp::RejectedLocally]);
+
+    // The backoff runs out while the breaker stays open: still the server's answer.
+    let policy = RetryPolicy::builder()
+        .backoff(constant(10, 1))
+        .deadline(Duration::from_secs(5))
+        .build();
+    let (task, mut handle, _) = start(policy, get());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(unavailable("second"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(open_for(100));
+    let res = task.await.unwrap().expect("the server's 503");
+    assert_eq!(res.body(), "second");
+    assert_eq!(refused(&res).map(|r| r.attempt), Some(2));
+}
+
 /// A local rejection that says when it passes again (as an open breaker does).
 #[derive(Debug)]
 struct OpenFor(LocalRejection);

@@ -103,3 +103,8 @@ pub use window::View;
 
 #[cfg(test)]
 mod tests;
+
+// The README (shown on crates.io): its example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
