@@ -88,8 +88,8 @@
 //!
 //! # Features
 //!
-//! All on by default except `redis`, `reqwest`, `axum`, `tower-http`, `metrics`, `opentelemetry`
-//! and `serde`:
+//! All on by default except `redis`, `reqwest`, `reqwest-middleware`, `axum`, `tower-http`,
+//! `metrics`, `opentelemetry` and `serde`:
 //!
 //! - `backoff`, `retry-after`, `classify`, `retry`, `breaker`, `ratelimit`, `telemetry`,
 //!   `api-error`: the modules above (the [`stack`] module needs `retry`, `breaker` and `ratelimit`);
@@ -100,6 +100,8 @@
 //! - `reqwest`: `reqwest::Client` as the service under the whole stack, as it is
 //!   (classification of `reqwest::Response` / `reqwest::Error`, replay of `reqwest::Request`,
 //!   server hints read from `reqwest::Response` by the rate limiter);
+//! - `reqwest-middleware`: any layer, the client stack included, as a
+//!   `reqwest_middleware::Middleware` ([`reqwest_middleware::ResileMiddleware`]);
 //! - `axum`: `ratelimit::server::PeerIp` also reads axum's `ConnectInfo<SocketAddr>`;
 //! - `tower-http`: `classify::Classifier` is a tower-http classifier (`MakeClassifier`), so
 //!   `TraceLayer::new(classifier)` marks failures as the retry layer and the breaker count them
@@ -129,6 +131,9 @@ pub use ext::ServiceBuilderExt;
 
 #[cfg(all(feature = "retry", feature = "breaker", feature = "ratelimit"))]
 pub mod stack;
+
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest_middleware;
 
 /// The error type of every resile layer (tower's). Downcast it to the layer's error
 /// (`err.is::<breaker::BreakerOpen>()`) or to the inner service's.
