@@ -1,5 +1,5 @@
 //! resile's stack as a `reqwest_middleware::Middleware`, beside reqwest-retry's
-//! `RetryTransientMiddleware` (0.7) on the same scripted servers on 127.0.0.1: what each does
+//! `RetryTransientMiddleware` (0.9) on the same scripted servers on 127.0.0.1: what each does
 //! with a `503` and `Retry-After`, a `429` with an HTTP-date, and a `POST` answered `500`
 //! (docs/guide.md, "Coming from reqwest-retry", records the results).
 
