@@ -13,12 +13,14 @@
 //!   transport error of unknown cause, from its message.
 //!
 //! ```
-//! use resile_classify::Classifier;
+//! use std::time::Duration;
+//!
+//! use resile_classify::{trace::Failure, Classifier};
 //! use tower_http::trace::TraceLayer;
 //!
 //! // The same classifier as the retry layer and the breaker (here the default one).
 //! let trace = TraceLayer::new(Classifier::default())
-//!     .on_failure(|failure: resile_classify::trace::Failure, _latency, _span: &tracing::Span| {
+//!     .on_failure(|failure: Failure, _latency: Duration, _span: &tracing::Span| {
 //!         tracing::warn!(%failure, retry = ?failure.classification.retry, "request failed");
 //!     });
 //! # let _ = trace;
