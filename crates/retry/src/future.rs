@@ -149,10 +149,7 @@ where
                             *this.next = None;
                             let mut result = result;
                             if *this.attempt > 1 {
-                                result = instead_of_refusal(result, this.last, *this.attempt);
-                                if let Ok(res) = &mut result {
-                                    mark_attempts(res, *this.attempt);
-                                }
+                                result = after_retries(result, this.last, *this.attempt);
                             }
                             return Poll::Ready(result);
                         }
@@ -177,12 +174,8 @@ where
                         let attempt = this.attempt.saturating_add(1);
                         let err = err.into();
                         this.policy.inner.retry_refused(&*err, attempt);
-                        let mut result = instead_of_refusal(Err(err), this.last, attempt);
-                        if let Ok(res) = &mut result {
-                            mark_attempts(res, attempt);
-                        }
                         *this.next = None;
-                        return Poll::Ready(result);
+                        return Poll::Ready(after_retries(Err(err), this.last, attempt));
                     }
                     let Some(mut req) = this.next.take().map(|req| *req) else {
                         unreachable!("resile-retry: retry decided without a request");
@@ -214,8 +207,22 @@ fn keep_last<R>(result: Result<R, BoxError>, last: &mut Option<Box<R>>) {
     }
 }
 
-/// The outcome to return for `attempt`: the server's last response in place of a local refusal
-/// (marked with [`RetryRefused`]), else `result` itself.
+/// The outcome to return after `attempt` attempts: the server's last response in place of a
+/// local refusal, else `result` itself; a response is marked with the attempts.
+fn after_retries<R: ResponseLike>(
+    result: Result<R, BoxError>,
+    last: &mut Option<Box<R>>,
+    attempt: u32,
+) -> Result<R, BoxError> {
+    let mut result = instead_of_refusal(result, last, attempt);
+    if let Ok(res) = &mut result {
+        mark_attempts(res, attempt);
+    }
+    result
+}
+
+/// The server's last response in place of a local refusal (marked with [`RetryRefused`]), else
+/// `result` itself.
 #[cold]
 fn instead_of_refusal<R: ResponseLike>(
     result: Result<R, BoxError>,

@@ -458,20 +458,26 @@ impl<B: Backoff + Clone> PolicyInner<B> {
         let Some(rejection) = LocalRejection::find(err) else {
             return;
         };
+        self.gave_up(&GiveUpEvent {
+            attempts: attempt,
+            reason: OutcomeKind::Rejected,
+            status: None,
+            cause: GiveUp::RejectedLocally,
+            server_hint: rejection.passes_in(),
+        });
+    }
+
+    /// Logs a give-up and tells the `on_give_up` hook.
+    fn gave_up(&self, event: &GiveUpEvent) {
         tracing::debug!(
-            attempts = attempt,
-            rejected_by = rejection.rejected_by().as_str(),
-            cause = GiveUp::RejectedLocally.as_str(),
+            attempts = event.attempts,
+            reason = ?event.reason,
+            status = event.status.map(|s| s.as_u16()),
+            cause = event.cause.as_str(),
             "not retrying"
         );
         if let Some(hook) = &self.on_give_up {
-            hook(&GiveUpEvent {
-                attempts: attempt,
-                reason: OutcomeKind::Rejected,
-                status: None,
-                cause: GiveUp::RejectedLocally,
-                server_hint: rejection.passes_in(),
-            });
+            hook(event);
         }
     }
 
@@ -496,22 +502,13 @@ impl<B: Backoff + Clone> PolicyInner<B> {
             Outcome::Error(_) => None,
         };
         let give_up = |cause: GiveUp| {
-            tracing::debug!(
-                attempts = attempt,
-                reason = ?class.kind,
-                status = status.map(|s| s.as_u16()),
-                cause = cause.as_str(),
-                "not retrying"
-            );
-            if let Some(hook) = &self.on_give_up {
-                hook(&GiveUpEvent {
-                    attempts: attempt,
-                    reason: class.kind,
-                    status,
-                    cause,
-                    server_hint: hint,
-                });
-            }
+            self.gave_up(&GiveUpEvent {
+                attempts: attempt,
+                reason: class.kind,
+                status,
+                cause,
+                server_hint: hint,
+            });
             Decision::Return
         };
 
